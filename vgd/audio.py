@@ -1,0 +1,182 @@
+"""Audio I/O: any soundfile-readable file → mono float32 at the configured rate, or one clear error.
+
+Files are read with soundfile (WAV, FLAC, OGG, MP3 and more) and resampled with torchaudio.
+torchaudio's own file readers go through torchcodec in 2.9+, which vgd does not depend on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from vgd.config import AudioConfig
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf"}
+)
+
+
+class AudioError(Exception):
+    """A file cannot be used as speech; ``str()`` is one line naming the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its header without decoding."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def is_audio_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Header of an audio file; raises AudioError if missing, empty or not audio."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "missing (no such file)")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(path, f"not audio or corrupt ({_short(e)})") from e
+    frames = info.frames
+    # MP3 headers may not state a length; -1 or huge means "unknown until decoded".
+    if frames < 0 or frames >= 2**62:
+        frames = -1
+    return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(frames))
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:160]
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """(frames, channels) or (frames,) → (frames,) float32, averaging channels."""
+    data = np.asarray(data, dtype=np.float32)
+    return data.mean(axis=1) if data.ndim == 2 else data
+
+
+def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Resample a mono float32 waveform with torchaudio's windowed-sinc resampler."""
+    if orig_rate == target_rate or wave.size == 0:
+        return np.ascontiguousarray(wave, dtype=np.float32)
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), orig_rate, target_rate)
+    return out.numpy().astype(np.float32, copy=False)
+
+
+def rms_dbfs(wave: np.ndarray) -> float:
+    """RMS level in dB relative to full scale; -inf for digital silence."""
+    if wave.size == 0:
+        return -math.inf
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def load_audio(path: str | os.PathLike, config: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``config.sample_rate``, validating it as usable speech.
+
+    Raises AudioError naming the file when it is missing, empty, not audio or corrupt, shorter
+    than ``config.min_duration_s`` or silent (RMS below ``config.silence_dbfs``).
+    """
+    info = audio_info(path)
+    if info.frames == 0:
+        raise AudioError(path, "empty (0 audio frames)")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        raise AudioError(path, f"not audio or corrupt ({_short(e)})") from e
+    if data.shape[0] == 0:
+        raise AudioError(path, "empty (0 audio frames)")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "corrupt (samples are NaN or infinite)")
+    wave = resample(to_mono(data), rate, config.sample_rate)
+    check_wave(wave, config, path)
+    return wave
+
+
+def check_wave(wave: np.ndarray, config: AudioConfig, path: str | os.PathLike) -> None:
+    """Raise AudioError if a decoded waveform is too short or silent."""
+    duration = wave.size / config.sample_rate
+    if duration < config.min_duration_s:
+        raise AudioError(
+            path, f"too short ({duration:.2f} s < minimum {config.min_duration_s:g} s)"
+        )
+    level = rms_dbfs(wave)
+    if level < config.silence_dbfs:
+        shown = "-inf" if math.isinf(level) else f"{level:.1f}"
+        raise AudioError(path, f"silent (RMS {shown} dBFS < floor {config.silence_dbfs:g} dBFS)")
+
+
+def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> None:
+    """Write a mono float waveform; format from the extension (16-bit PCM for WAV/FLAC)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None
+    sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype=subtype)
+
+
+def stream_windows(
+    path: str | os.PathLike,
+    config: AudioConfig,
+    window_s: float,
+    hop_s: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield fixed-length mono windows of a long recording at ``config.sample_rate``.
+
+    Reads one window at a time, so memory stays flat however long the file is. The last partial
+    window is zero-padded when it holds at least half a window (or is the only one).
+    """
+    info = audio_info(path)
+    hop_s = window_s if hop_s is None else hop_s
+    src_win = round(window_s * info.sample_rate)
+    src_hop = round(hop_s * info.sample_rate)
+    out_win = round(window_s * config.sample_rate)
+    emitted = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            start = 0
+            while True:
+                if src_hop != src_win:
+                    f.seek(start)
+                data = f.read(src_win, dtype="float32", always_2d=True)
+                n = data.shape[0]
+                if n == 0 or (emitted and n < src_win // 2):
+                    break
+                wave = resample(to_mono(data), info.sample_rate, config.sample_rate)
+                if wave.size < out_win:
+                    wave = np.pad(wave, (0, out_win - wave.size))
+                yield wave[:out_win]
+                emitted += 1
+                if n < src_win:
+                    break
+                start += src_hop
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(path, f"not audio or corrupt ({_short(e)})") from e
+    if emitted == 0:
+        raise AudioError(path, "empty (0 audio frames)")

@@ -1,0 +1,151 @@
+"""``AudioDataset``: manifest clips → fixed-length waveform crops with labels, for DataLoader.
+
+Training items are random crops (a new one each epoch) with waveform augmentation; evaluation
+items are deterministic, evenly spaced windows of each clip whose predictions are pooled per
+clip. Randomness comes from ``(seed, epoch, index)``, so results do not depend on how many
+DataLoader workers there are or on a resumed run's history.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, WeightedRandomSampler
+
+from vgd.audio import AudioError, audio_info, load_audio
+from vgd.cache import AudioCache
+from vgd.config import AudioConfig, AugmentConfig
+from vgd.manifest import Clip
+
+log = logging.getLogger(__name__)
+
+Reader = Callable[[str], np.ndarray]
+IGNORE = -100  # label of an unreadable clip's placeholder; the loss skips it
+
+
+def make_reader(audio: AudioConfig, cache_dir: str = "") -> Reader:
+    """A function path → waveform: through the on-disk cache when one is configured."""
+    if cache_dir:
+        return AudioCache(cache_dir, audio).get
+    return lambda path: load_audio(path, audio)
+
+
+def crop_or_pad(wave: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``length`` samples from ``start``, zero-padded at the end when the clip is short."""
+    out = np.array(wave[start : start + length], dtype=np.float32)  # a copy: may be a mmap
+    if out.shape[0] < length:
+        out = np.pad(out, (0, length - out.shape[0]))
+    return out
+
+
+def window_starts(n_samples: int, window: int, max_windows: int) -> list[int]:
+    """Evenly spaced window starts covering a clip, at most ``max_windows`` of them."""
+    if n_samples <= window:
+        return [0]
+    n = min(max_windows, math.ceil(n_samples / window))
+    return [int(round(s)) for s in np.linspace(0, n_samples - window, n)]
+
+
+def augment_wave(
+    wave: np.ndarray, config: AugmentConfig, rng: np.random.Generator, sample_rate: int
+) -> np.ndarray:
+    """Random gain, additive white noise at a random SNR and a circular time shift."""
+    if config.shift_s > 0:
+        limit = int(config.shift_s * sample_rate)
+        wave = np.roll(wave, int(rng.integers(-limit, limit + 1)))
+    if config.gain_db > 0:
+        wave = wave * np.float32(10 ** (rng.uniform(-config.gain_db, config.gain_db) / 20))
+    if rng.random() < config.noise_prob:
+        snr = rng.uniform(*config.noise_snr_db)
+        power = float(np.mean(np.square(wave))) + 1e-10
+        noise = rng.standard_normal(wave.shape[0]).astype(np.float32)
+        wave = wave + noise * np.float32(math.sqrt(power / 10 ** (snr / 10)))
+    return wave.astype(np.float32, copy=False)
+
+
+class AudioDataset(Dataset):
+    """Crops of manifest clips as ``(wave, label)`` (train) or ``(wave, label, clip)`` (eval)."""
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        labels: Sequence[str],
+        reader: Reader,
+        sample_rate: int,
+        crop_s: float,
+        train: bool,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        max_windows: int = 4,
+    ):
+        self.clips = list(clips)
+        self.label_index = {label: i for i, label in enumerate(labels)}
+        self.targets = [self.label_index[c.label] for c in self.clips]
+        self.reader = reader
+        self.sample_rate = sample_rate
+        self.crop = round(crop_s * sample_rate)
+        self.train = train
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.windows = [] if train else self._windows(max_windows)
+
+    def _windows(self, max_windows: int) -> list[tuple[int, int]]:
+        out = []
+        for i, clip in enumerate(self.clips):
+            n = round(clip.duration_s * self.sample_rate) or self._length(clip)
+            out += [(i, s) for s in window_starts(n, self.crop, max_windows)]
+        return out
+
+    def _length(self, clip: Clip) -> int:
+        try:
+            return round(audio_info(clip.path).duration_s * self.sample_rate)
+        except AudioError:
+            return 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different training crops each epoch (call before iterating a DataLoader)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.clips) if self.train else len(self.windows)
+
+    def __getitem__(self, index: int):
+        if not self.train:
+            clip_index, start = self.windows[index]
+            wave, ok = self._read(clip_index)
+            label = self.targets[clip_index] if ok else IGNORE
+            return torch.from_numpy(crop_or_pad(wave, start, self.crop)), label, clip_index
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        wave, ok = self._read(index)
+        start = int(rng.integers(0, max(wave.shape[0] - self.crop, 0) + 1))
+        crop = crop_or_pad(wave, start, self.crop)
+        if self.augment is not None and ok:
+            crop = augment_wave(crop, self.augment, rng, self.sample_rate)
+        return torch.from_numpy(crop), self.targets[index] if ok else IGNORE
+
+    def _read(self, index: int) -> tuple[np.ndarray, bool]:
+        try:
+            return self.reader(self.clips[index].path), True
+        except AudioError as e:
+            log.warning("skipping unreadable clip: %s", e)
+            return np.zeros(self.crop, dtype=np.float32), False
+
+
+def balanced_sampler(targets: Sequence[int], seed: int, epoch: int) -> WeightedRandomSampler:
+    """Sample each class equally often (with replacement), reproducibly per epoch."""
+    counts = np.bincount(targets)
+    weights = torch.tensor([1.0 / counts[t] for t in targets], dtype=torch.double)
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return WeightedRandomSampler(weights, num_samples=len(targets), replacement=True, generator=gen)
+
+
+def class_weights(targets: Sequence[int], n_classes: int) -> torch.Tensor:
+    """Inverse-frequency loss weights that give each class the same total weight."""
+    counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)

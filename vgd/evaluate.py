@@ -1,0 +1,268 @@
+"""Evaluation: pooled clip probabilities → accuracy, balanced accuracy, P/R/F1, ROC-AUC, confusion,
+speaker-level accuracy; written as a metrics JSON plus plots and plot data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn import metrics as skm
+from torch.utils.data import DataLoader
+
+from vgd.checkpoint import LoadedModel
+from vgd.dataset import IGNORE, AudioDataset, make_reader
+from vgd.device import autocast, resolve_device
+from vgd.io import atomic_write_json, atomic_write_text
+from vgd.manifest import Clip
+from vgd.splits import speaker_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Inference:
+    """Per-clip pooled probabilities (NaN rows for unreadable clips) and the mean window loss."""
+
+    probs: np.ndarray  # (n_clips, n_classes)
+    targets: np.ndarray  # (n_clips,) label index, IGNORE for unreadable
+    loss: float
+
+
+@torch.inference_mode()
+def infer(
+    model: torch.nn.Module,
+    dataset: AudioDataset,
+    batch_size: int,
+    device: torch.device,
+    num_workers: int = 0,
+    precision: str = "fp32",
+) -> Inference:
+    """Run the model over every evaluation window and average the probabilities per clip."""
+    model.eval()
+    n_clips, n_classes = len(dataset.clips), None
+    sums: np.ndarray | None = None
+    counts = np.zeros(n_clips)
+    targets = np.full(n_clips, IGNORE)
+    loss_sum, loss_n = 0.0, 0
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )
+    for wave, label, clip in loader:
+        with autocast(device, precision):
+            logits = model(wave.to(device, non_blocking=True)).float()
+        label = label.to(device)
+        valid = label != IGNORE
+        if valid.any():
+            loss_sum += float(
+                torch.nn.functional.cross_entropy(logits[valid], label[valid], reduction="sum")
+            )
+            loss_n += int(valid.sum())
+        probs = torch.softmax(logits, dim=1).cpu().numpy()
+        if sums is None:
+            n_classes = probs.shape[1]
+            sums = np.zeros((n_clips, n_classes))
+        idx, lab = clip.numpy(), label.cpu().numpy()
+        np.add.at(sums, idx, probs)
+        np.add.at(counts, idx, 1)
+        targets[idx] = np.where(lab == IGNORE, IGNORE, lab)
+    assert sums is not None, "evaluation set is empty"
+    probs = sums / np.maximum(counts, 1)[:, None]
+    probs[targets == IGNORE] = np.nan
+    return Inference(probs, targets, loss_sum / max(loss_n, 1))
+
+
+def compute_metrics(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    speakers: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """Clip-level (and speaker-level) classification metrics; unreadable clips are left out."""
+    ok = targets != IGNORE
+    y, p = targets[ok], probs[ok]
+    pred = p.argmax(axis=1)
+    idx = list(range(len(labels)))
+    prec, rec, f1, support = skm.precision_recall_fscore_support(
+        y, pred, labels=idx, zero_division=0
+    )
+    out: dict[str, Any] = {
+        "n_clips": int(ok.sum()),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "balanced_accuracy": float(_balanced_accuracy(y, pred, idx)),
+        "precision_macro": float(np.mean(prec)),
+        "recall_macro": float(np.mean(rec)),
+        "f1_macro": float(np.mean(f1)),
+        "roc_auc": _roc_auc(y, p, idx),
+        "per_class": {
+            label: {
+                "precision": float(prec[i]),
+                "recall": float(rec[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": skm.confusion_matrix(y, pred, labels=idx).tolist(),
+        "labels": list(labels),
+    }
+    if speakers is not None:
+        out.update(_speaker_metrics(y, p, [s for s, k in zip(speakers, ok) if k]))
+    return out
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray, idx: list[int]) -> float:
+    """Mean recall over the classes present (sklearn's definition, without its warning)."""
+    recalls = [np.mean(pred[y == i] == i) for i in idx if np.any(y == i)]
+    return float(np.mean(recalls)) if recalls else 0.0
+
+
+def _roc_auc(y: np.ndarray, p: np.ndarray, idx: list[int]) -> float | None:
+    if len(set(y.tolist())) < 2:
+        return None
+    if len(idx) == 2:
+        return float(skm.roc_auc_score(y, p[:, 1]))
+    return float(skm.roc_auc_score(y, p, multi_class="ovr", labels=idx))
+
+
+def _speaker_metrics(y: np.ndarray, p: np.ndarray, speakers: Sequence[Any]) -> dict[str, Any]:
+    """Pool each speaker's clip probabilities and score one decision per speaker."""
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, s in enumerate(speakers):
+        groups[s].append(i)
+    truth = np.array([np.bincount(y[g]).argmax() for g in groups.values()])
+    pred = np.array([p[g].mean(axis=0).argmax() for g in groups.values()])
+    return {
+        "n_speakers": len(groups),
+        "speaker_accuracy": float(np.mean(truth == pred)),
+        "speaker_balanced_accuracy": float(_balanced_accuracy(truth, pred, sorted(set(truth)))),
+    }
+
+
+@dataclass
+class EvalResult:
+    """Metrics with the per-clip probabilities they came from."""
+
+    metrics: dict[str, Any]
+    clips: list[Clip]
+    probs: np.ndarray
+    targets: np.ndarray
+    labels: tuple[str, ...]
+
+
+def evaluate(
+    loaded: LoadedModel,
+    clips: Sequence[Clip],
+    batch_size: int = 64,
+    device: str = "auto",
+    cache_dir: str | None = None,
+) -> EvalResult:
+    """Score a trained model on clips (pooled windows per clip, then per speaker)."""
+    cfg = loaded.config
+    dev = resolve_device(device)
+    loaded.model.to(dev)
+    reader = make_reader(cfg.audio, cfg.data.cache_dir if cache_dir is None else cache_dir)
+    dataset = AudioDataset(
+        clips,
+        loaded.labels,
+        reader,
+        cfg.audio.sample_rate,
+        cfg.data.crop_s,
+        train=False,
+        max_windows=cfg.data.max_eval_windows,
+    )
+    inf = infer(loaded.model, dataset, batch_size, dev)
+    metrics = compute_metrics(
+        inf.targets, inf.probs, loaded.labels, [speaker_key(c) for c in dataset.clips]
+    )
+    metrics["loss"] = inf.loss
+    metrics["n_unreadable"] = int((inf.targets == IGNORE).sum())
+    return EvalResult(metrics, list(clips), inf.probs, inf.targets, loaded.labels)
+
+
+def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
+    """metrics.json, per-clip predictions.csv, roc.csv, confusion.png and roc.png in ``out_dir``."""
+    from vgd import plots
+
+    out = Path(out_dir)
+    paths = {
+        "metrics": out / "metrics.json",
+        "predictions": out / "predictions.csv",
+        "roc_data": out / "roc.csv",
+        "confusion": out / "confusion.png",
+        "roc": out / "roc.png",
+    }
+    atomic_write_json(paths["metrics"], result.metrics)
+    atomic_write_text(paths["predictions"], _predictions_csv(result))
+    atomic_write_text(paths["roc_data"], _roc_csv(result))
+    plots.confusion_matrix(result.metrics, paths["confusion"])
+    plots.roc_curve(
+        *_roc_points(result), result.metrics.get("roc_auc"), result.labels, paths["roc"]
+    )
+    return paths
+
+
+def _predictions_csv(result: EvalResult) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "speaker", "actual", "predicted", *[f"p_{x}" for x in result.labels]])
+    for clip, t, p in zip(result.clips, result.targets, result.probs):
+        if t == IGNORE:
+            continue
+        w.writerow(
+            [
+                clip.path,
+                clip.speaker,
+                result.labels[t],
+                result.labels[int(p.argmax())],
+                *[f"{v:.5f}" for v in p],
+            ]
+        )
+    return buf.getvalue()
+
+
+def _roc_points(result: EvalResult) -> tuple[np.ndarray, np.ndarray]:
+    ok = result.targets != IGNORE
+    y, p = result.targets[ok], result.probs[ok]
+    if len(set(y.tolist())) < 2:
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    fpr, tpr, _ = skm.roc_curve(y == 1, p[:, 1])
+    return fpr, tpr
+
+
+def _roc_csv(result: EvalResult) -> str:
+    fpr, tpr = _roc_points(result)
+    return "fpr,tpr\n" + "".join(f"{a:.5f},{b:.5f}\n" for a, b in zip(fpr, tpr))
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A printable table: headline numbers, then precision/recall/F1 per class."""
+    auc = metrics.get("roc_auc")
+    lines = [
+        f"clips {metrics['n_clips']}  speakers {metrics.get('n_speakers', '?')}",
+        f"accuracy           {metrics['accuracy']:.4f}",
+        f"balanced accuracy  {metrics['balanced_accuracy']:.4f}",
+        f"macro F1           {metrics['f1_macro']:.4f}",
+        f"ROC-AUC            {auc:.4f}" if auc is not None else "ROC-AUC            n/a",
+    ]
+    if "speaker_accuracy" in metrics:
+        lines.append(f"speaker accuracy   {metrics['speaker_accuracy']:.4f}")
+    lines.append(f"\n{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
+    for label, m in metrics["per_class"].items():
+        lines.append(
+            f"{label:<10} {m['precision']:>9.4f} {m['recall']:>7.4f} "
+            f"{m['f1']:>7.4f} {m['support']:>8}"
+        )
+    labels = metrics["labels"]
+    lines.append("\nconfusion (rows actual, columns predicted)")
+    lines.append(" " * 10 + "".join(f"{x:>9}" for x in labels))
+    for label, row in zip(labels, metrics["confusion_matrix"]):
+        lines.append(f"{label:<10}" + "".join(f"{v:>9}" for v in row))
+    return "\n".join(lines)

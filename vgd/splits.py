@@ -1,0 +1,107 @@
+"""Speaker-disjoint, gender-stratified, seeded splits and folds.
+
+An utterance-level random split lets the model meet the same voice in training and test and
+inflates accuracy; every split here assigns whole speakers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from vgd.config import SplitConfig
+from vgd.manifest import Clip, ManifestError
+
+SPLITS = ("train", "val", "test")
+
+SpeakerKey = tuple[str, str]
+
+
+def speaker_key(clip: Clip) -> SpeakerKey:
+    """Speakers are distinct per corpus: LibriSpeech 19 and VCTK 19 are not one person."""
+    return (clip.corpus, clip.speaker)
+
+
+def speakers_by_label(clips: Sequence[Clip]) -> dict[str, list[SpeakerKey]]:
+    """Each speaker under the label most of their clips carry, sorted for determinism."""
+    votes: dict[SpeakerKey, Counter] = defaultdict(Counter)
+    for c in clips:
+        votes[speaker_key(c)][c.label] += 1
+    groups: dict[str, list[SpeakerKey]] = defaultdict(list)
+    for spk, counter in votes.items():
+        label = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        groups[label].append(spk)
+    return {label: sorted(spks) for label, spks in sorted(groups.items())}
+
+
+def _split_counts(n: int, config: SplitConfig) -> tuple[int, int]:
+    n_test = max(1, round(n * config.test_fraction)) if config.test_fraction > 0 else 0
+    n_val = max(1, round(n * config.val_fraction)) if config.val_fraction > 0 else 0
+    return n_val, n_test
+
+
+def assign_splits(clips: Sequence[Clip], config: SplitConfig = SplitConfig()) -> list[Clip]:
+    """Give every clip a split so that speakers never cross splits and each split has each label."""
+    groups = speakers_by_label(clips)
+    split_of: dict[SpeakerKey, str] = {}
+    for label, speakers in groups.items():
+        n_val, n_test = _split_counts(len(speakers), config)
+        if len(speakers) - n_val - n_test < 1:
+            raise ManifestError(
+                f"label {label!r} has {len(speakers)} speaker(s): too few for a speaker-disjoint "
+                f"split with val {config.val_fraction:g} and test {config.test_fraction:g}"
+            )
+        order = list(speakers)
+        random.Random(f"{config.seed}:{label}").shuffle(order)
+        for i, spk in enumerate(order):
+            split_of[spk] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return [c.with_split(split_of[speaker_key(c)]) for c in clips]
+
+
+def ensure_splits(clips: Sequence[Clip], config: SplitConfig = SplitConfig()) -> list[Clip]:
+    """Keep the splits a manifest already has (after checking them) or assign them."""
+    assigned = [c for c in clips if c.split]
+    if not assigned:
+        return assign_splits(clips, config)
+    if len(assigned) != len(clips):
+        raise ManifestError(f"{len(clips) - len(assigned)} clip(s) have no split; set all or none")
+    unknown = sorted({c.split for c in clips} - set(SPLITS))
+    if unknown:
+        raise ManifestError(f"unknown split name(s) {unknown}; expected {list(SPLITS)}")
+    check_speaker_disjoint(clips)
+    return list(clips)
+
+
+def check_speaker_disjoint(clips: Sequence[Clip]) -> None:
+    """Raise ManifestError naming a speaker that appears in two splits."""
+    seen: dict[SpeakerKey, str] = {}
+    for c in clips:
+        first = seen.setdefault(speaker_key(c), c.split)
+        if first != c.split:
+            raise ManifestError(
+                f"speaker {c.speaker!r} ({c.corpus or 'no corpus'}) is in both {first!r} and "
+                f"{c.split!r}: splits must be speaker-disjoint"
+            )
+
+
+def select(clips: Sequence[Clip], splits: Sequence[str]) -> list[Clip]:
+    """The clips of the named splits, in manifest order."""
+    wanted = set(splits)
+    return [c for c in clips if c.split in wanted]
+
+
+def speaker_folds(clips: Sequence[Clip], k: int, seed: int = 0) -> list[int]:
+    """A fold index in [0, k) per clip: speaker-disjoint, each fold holding every label."""
+    if k < 2:
+        raise ValueError("k must be >= 2")
+    fold_of: dict[SpeakerKey, int] = {}
+    for label, speakers in speakers_by_label(clips).items():
+        if len(speakers) < k:
+            raise ManifestError(
+                f"label {label!r} has {len(speakers)} speakers: fewer than {k} folds"
+            )
+        order = list(speakers)
+        random.Random(f"{seed}:{label}").shuffle(order)
+        fold_of.update({spk: i % k for i, spk in enumerate(order)})
+    return [fold_of[speaker_key(c)] for c in clips]

@@ -1,0 +1,434 @@
+"""The training loop: AdamW + LR schedule, early stopping on validation balanced accuracy.
+
+It knows nothing of Ray or Optuna. Callers watch it through callbacks (one metrics dict per
+epoch, nothing returned), and it can resume: with a ``state_dir`` it writes its full state
+there after each epoch and continues from it when started again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from vgd.audio import AudioError, audio_info
+from vgd.cache import AudioCache, prefill
+from vgd.checkpoint import build_model, torch_load, torch_save
+from vgd.config import TrainConfig, to_dict
+from vgd.dataset import IGNORE, AudioDataset, balanced_sampler, class_weights, make_reader
+from vgd.device import autocast, resolve_device, resolve_precision
+from vgd.evaluate import compute_metrics, infer
+from vgd.features import SpecAugment
+from vgd.manifest import Clip, check_labels, read_manifest
+from vgd.model import VoiceGenderNet, count_parameters
+from vgd.progress import format_duration
+from vgd.splits import ensure_splits, select, speaker_key
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[dict[str, Any]], None]
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class TrainResult:
+    """The trained model (best epoch's weights) and how it got there."""
+
+    model: VoiceGenderNet
+    config: TrainConfig
+    labels: tuple[str, ...]
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best: dict[str, Any]
+    stopped_early: bool
+    seconds: float
+    parameters: int
+    unreadable: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Data:
+    train: AudioDataset
+    val: AudioDataset | None
+
+
+def load_clips(config: TrainConfig, clips: Sequence[Clip] | None = None) -> list[Clip]:
+    """The manifest's clips (or the given ones) with speaker-disjoint splits assigned."""
+    clips = read_manifest(config.data.manifest) if clips is None else list(clips)
+    check_labels(clips, config.data.labels, config.data.manifest)
+    return ensure_splits(clips, config.split)
+
+
+def usable_clips(
+    clips: Sequence[Clip], config: TrainConfig, progress: bool = False
+) -> tuple[list[Clip], list[str]]:
+    """Drop clips that cannot be read, listing why; with a cache this decodes each file once."""
+    if config.data.cache_dir:
+        report = prefill(
+            AudioCache(config.data.cache_dir, config.audio),
+            [c.path for c in clips],
+            progress=progress,
+        )
+        failed = report.failed
+    else:
+        failed = {}
+        for c in clips:
+            try:
+                audio_info(c.path)
+            except AudioError as e:
+                failed[c.path] = e.reason
+    for path, reason in failed.items():
+        log.warning("left out unreadable clip %s: %s", path, reason)
+    return [c for c in clips if c.path not in failed], [f"{p}: {r}" for p, r in failed.items()]
+
+
+def _datasets(config: TrainConfig, clips: Sequence[Clip]) -> _Data:
+    d, a = config.data, config.audio
+    reader = make_reader(a, d.cache_dir)
+    train_clips = select(clips, d.train_splits)
+    if not train_clips:
+        raise ValueError(f"no clips in training split(s) {list(d.train_splits)}")
+    train = AudioDataset(
+        train_clips,
+        d.labels,
+        reader,
+        a.sample_rate,
+        d.crop_s,
+        train=True,
+        augment=config.augment,
+        seed=config.seed,
+    )
+    val_clips = select(clips, [d.val_split]) if d.val_split else []
+    val = (
+        AudioDataset(
+            val_clips,
+            d.labels,
+            reader,
+            a.sample_rate,
+            d.crop_s,
+            train=False,
+            max_windows=d.max_eval_windows,
+        )
+        if val_clips
+        else None
+    )
+    return _Data(train, val)
+
+
+def _scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    o = config.optim
+    total = o.epochs * steps_per_epoch
+    if o.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=o.lr, total_steps=total, pct_start=0.2
+        )
+    if o.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+class Trainer:
+    """Fits a VoiceGenderNet to a manifest's training split, minGPT-style with callbacks."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        clips: Sequence[Clip] | None = None,
+        state_dir: str | Path | None = None,
+        progress: bool = True,
+    ):
+        self.config = config
+        self.labels = tuple(config.data.labels)
+        self.clips, self.unreadable = usable_clips(load_clips(config, clips), config, progress)
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.progress = progress
+        self.callbacks: list[Callback] = []
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+
+    def add_callback(self, callback: Callback) -> None:
+        """Call ``callback(metrics)`` after every epoch."""
+        self.callbacks.append(callback)
+
+    def fit(self) -> TrainResult:
+        """Train until the schedule ends or validation stops improving; return the best model."""
+        cfg, o = self.config, self.config.optim
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        data = _datasets(cfg, self.clips)
+        model = build_model(cfg, len(self.labels)).to(self.device)
+        steps = math.ceil(len(data.train) / o.batch_size)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        scheduler = _scheduler(cfg, optimizer, steps)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        weights = (
+            class_weights(data.train.targets, len(self.labels))
+            if cfg.data.balance == "loss"
+            else None
+        )
+        loss_fn = torch.nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(self.device),
+            label_smoothing=o.label_smoothing,
+            ignore_index=IGNORE,
+        )
+        spec_augment = SpecAugment(cfg.augment).to(self.device)
+        state = _State.fresh(model)
+        resumed = self._resume(state, model, optimizer, scheduler, scaler)
+        log.info(
+            "training %d parameters on %s (%s), %d train clips, %d val clips%s",
+            count_parameters(model),
+            self.device,
+            self.precision,
+            len(data.train),
+            len(data.val.clips) if data.val else 0,
+            f", resumed after epoch {state.epoch}" if resumed else "",
+        )
+        start = time.perf_counter() - state.seconds
+        while state.epoch < o.epochs and not state.stopped:
+            epoch = state.epoch + 1
+            torch.manual_seed(cfg.seed * 1000 + epoch)
+            t0 = time.perf_counter()
+            train_loss, rate = self._train_epoch(
+                model, data.train, epoch, optimizer, scheduler, scaler, loss_fn, spec_augment
+            )
+            metrics = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "lr": optimizer.param_groups[0]["lr"],
+                "clips_per_s": rate,
+            }
+            metrics.update(self._validate(model, data.val))
+            metrics["epoch_seconds"] = time.perf_counter() - t0
+            state.record(metrics, model, o.patience)
+            state.seconds = time.perf_counter() - start
+            self._save_state(state, model, optimizer, scheduler, scaler)
+            self._report(metrics, state)
+            for callback in self.callbacks:
+                callback(metrics)
+        model.load_state_dict(state.best_state)
+        model.eval()
+        return TrainResult(
+            model=model,
+            config=cfg,
+            labels=self.labels,
+            history=state.history,
+            best_epoch=state.best_epoch,
+            best=state.best_metrics,
+            stopped_early=state.stopped,
+            seconds=state.seconds,
+            parameters=count_parameters(model),
+            unreadable=self.unreadable,
+        )
+
+    def _train_epoch(
+        self, model, dataset, epoch, optimizer, scheduler, scaler, loss_fn, spec_augment
+    ):
+        cfg = self.config
+        dataset.set_epoch(epoch)
+        sampler = (
+            balanced_sampler(dataset.targets, cfg.seed, epoch)
+            if cfg.data.balance == "sampler"
+            else None
+        )
+        loader = DataLoader(
+            dataset,
+            batch_size=cfg.optim.batch_size,
+            sampler=sampler,
+            shuffle=sampler is None,
+            num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=len(dataset) > cfg.optim.batch_size,
+            generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch),
+        )
+        model.train()
+        total, n, t0 = 0.0, 0, time.perf_counter()
+        for wave, label in loader:
+            wave = wave.to(self.device, non_blocking=True)
+            label = label.to(self.device, non_blocking=True)
+            with autocast(self.device, self.precision):
+                feats = spec_augment(model.frontend(wave))
+                loss = loss_fn(model.cnn(feats).float(), label)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            if scheduler.last_epoch < scheduler_total(scheduler):
+                scheduler.step()
+            total += loss.item() * label.shape[0]
+            n += label.shape[0]
+        return total / max(n, 1), n / (time.perf_counter() - t0)
+
+    def _validate(self, model, dataset: AudioDataset | None) -> dict[str, Any]:
+        if dataset is None:
+            return {}
+        inf = infer(
+            model,
+            dataset,
+            max(self.config.optim.batch_size, 64),
+            self.device,
+            self.config.data.num_workers,
+            self.precision,
+        )
+        m = compute_metrics(
+            inf.targets, inf.probs, self.labels, [speaker_key(c) for c in dataset.clips]
+        )
+        return {
+            "val_loss": inf.loss,
+            "val_accuracy": m["accuracy"],
+            "val_balanced_accuracy": m["balanced_accuracy"],
+            "val_f1_macro": m["f1_macro"],
+            "val_roc_auc": m["roc_auc"],
+            "val_speaker_accuracy": m["speaker_accuracy"],
+        }
+
+    def _report(self, metrics: dict[str, Any], state: _State) -> None:
+        if not self.progress:
+            return
+        o = self.config.optim
+        per_epoch = state.seconds / max(state.epoch, 1)
+        left = 0 if state.stopped else (o.epochs - state.epoch) * per_epoch
+        val = (
+            f" val_loss {metrics['val_loss']:.4f}"
+            f" val_bal_acc {metrics['val_balanced_accuracy']:.4f}"
+            if "val_loss" in metrics
+            else ""
+        )
+        log.info(
+            "epoch %d/%d train_loss %.4f%s lr %.2e %.0f clips/s elapsed %s ETA %s%s",
+            state.epoch,
+            o.epochs,
+            metrics["train_loss"],
+            val,
+            metrics["lr"],
+            metrics["clips_per_s"],
+            format_duration(state.seconds),
+            format_duration(left),
+            " (early stop)" if state.stopped else "",
+        )
+
+    # ------------------------------------------------------------------ resumable state
+
+    def _state_path(self) -> Path | None:
+        return self.state_dir / STATE_FILE if self.state_dir else None
+
+    def _save_state(self, state, model, optimizer, scheduler, scaler) -> None:
+        path = self._state_path()
+        if path is None:
+            return
+        torch_save(
+            {
+                "config": to_dict(self.config),
+                "labels": list(self.labels),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                **state.to_dict(),
+            },
+            path,
+        )
+
+    def _resume(self, state, model, optimizer, scheduler, scaler) -> bool:
+        path = self._state_path()
+        if path is None or not path.exists():
+            return False
+        data = torch_load(path)
+        if data.get("config") != to_dict(self.config):
+            raise ValueError(f"{path}: saved state is from a different config; use a new state_dir")
+        model.load_state_dict(data["model"])
+        optimizer.load_state_dict(data["optimizer"])
+        scheduler.load_state_dict(data["scheduler"])
+        scaler.load_state_dict(data["scaler"])
+        state.load(data)
+        return True
+
+
+def scheduler_total(scheduler: torch.optim.lr_scheduler.LRScheduler) -> int:
+    """Steps a scheduler allows (OneCycleLR raises if stepped past its total)."""
+    return getattr(scheduler, "total_steps", 1 << 62)
+
+
+@dataclass
+class _State:
+    """What the loop carries between epochs and across a resume."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    bad_epochs: int = 0
+    stopped: bool = False
+    seconds: float = 0.0
+
+    @classmethod
+    def fresh(cls, model: torch.nn.Module) -> _State:
+        return cls(best_state=_cpu_copy(model))
+
+    def record(self, metrics: dict[str, Any], model: torch.nn.Module, patience: int) -> None:
+        """Append an epoch; keep the best weights; decide on early stopping."""
+        self.epoch = metrics["epoch"]
+        self.history.append(metrics)
+        # Without validation the last epoch is the model; with it, the best balanced accuracy
+        # wins, validation loss breaking ties so a plateau at 1.0 still selects sensibly.
+        score = (
+            metrics["val_balanced_accuracy"] - 1e-3 * metrics["val_loss"]
+            if "val_balanced_accuracy" in metrics
+            else float(self.epoch)
+        )
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch, 0
+            self.best_metrics = dict(metrics)
+            self.best_state = _cpu_copy(model)
+        else:
+            self.bad_epochs += 1
+            self.stopped = patience > 0 and self.bad_epochs >= patience
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "best_metrics": self.best_metrics,
+            "best_state": self.best_state,
+            "bad_epochs": self.bad_epochs,
+            "stopped": self.stopped,
+            "seconds": self.seconds,
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        for key in self.to_dict():
+            setattr(self, key, data[key])
+
+
+def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def train(
+    config: TrainConfig,
+    clips: Sequence[Clip] | None = None,
+    callbacks: Iterable[Callback] = (),
+    state_dir: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a model as ``config`` says; ``clips`` overrides the manifest named in the config."""
+    trainer = Trainer(config, clips, state_dir=state_dir, progress=progress)
+    for cb in callbacks:
+        trainer.add_callback(cb)
+    return trainer.fit()
