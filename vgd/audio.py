@@ -122,15 +122,19 @@ def load_audio(path: str | os.PathLike, config: AudioConfig = AudioConfig()) -> 
 
 def check_wave(wave: np.ndarray, config: AudioConfig, path: str | os.PathLike) -> None:
     """Raise AudioError if a decoded waveform is too short or silent."""
-    duration = wave.size / config.sample_rate
-    if duration < config.min_duration_s:
-        raise AudioError(
-            path, f"too short ({duration:.2f} s < minimum {config.min_duration_s:g} s)"
-        )
+    check_duration(wave.size / config.sample_rate, config, path)
     level = rms_dbfs(wave)
     if level < config.silence_dbfs:
         shown = "-inf" if math.isinf(level) else f"{level:.1f}"
         raise AudioError(path, f"silent (RMS {shown} dBFS < floor {config.silence_dbfs:g} dBFS)")
+
+
+def check_duration(duration_s: float, config: AudioConfig, path: str | os.PathLike) -> None:
+    """Raise AudioError if ``duration_s`` is under the configured minimum."""
+    if duration_s < config.min_duration_s:
+        raise AudioError(
+            path, f"too short ({duration_s:.2f} s < minimum {config.min_duration_s:g} s)"
+        )
 
 
 def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> None:
@@ -147,16 +151,16 @@ def stream_windows(
     window_s: float,
     hop_s: float | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield fixed-length mono windows of a long recording at ``config.sample_rate``.
+    """Yield mono windows of up to ``window_s`` seconds of a recording at ``config.sample_rate``.
 
-    Reads one window at a time, so memory stays flat however long the file is. The last partial
-    window is zero-padded when it holds at least half a window (or is the only one).
+    Reads one window at a time, so memory stays flat however long the file is. Windows are not
+    padded: the last one may be shorter (it is dropped when under half a window, unless it is
+    the only one).
     """
     info = audio_info(path)
     hop_s = window_s if hop_s is None else hop_s
     src_win = round(window_s * info.sample_rate)
     src_hop = round(hop_s * info.sample_rate)
-    out_win = round(window_s * config.sample_rate)
     emitted = 0
     try:
         with sf.SoundFile(str(path)) as f:
@@ -168,10 +172,7 @@ def stream_windows(
                 n = data.shape[0]
                 if n == 0 or (emitted and n < src_win // 2):
                     break
-                wave = resample(to_mono(data), info.sample_rate, config.sample_rate)
-                if wave.size < out_win:
-                    wave = np.pad(wave, (0, out_win - wave.size))
-                yield wave[:out_win]
+                yield resample(to_mono(data), info.sample_rate, config.sample_rate)
                 emitted += 1
                 if n < src_win:
                     break

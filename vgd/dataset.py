@@ -35,10 +35,16 @@ def make_reader(audio: AudioConfig, cache_dir: str = "") -> Reader:
 
 
 def crop_or_pad(wave: np.ndarray, start: int, length: int) -> np.ndarray:
-    """``length`` samples from ``start``, zero-padded at the end when the clip is short."""
+    """``length`` samples from ``start``; a short clip is repeated to fill the length.
+
+    Repeating rather than zero-padding keeps the log-mel statistics of a short clip like those of
+    a long one, so the prediction does not depend on how much padding there was.
+    """
     out = np.array(wave[start : start + length], dtype=np.float32)  # a copy: may be a mmap
-    if out.shape[0] < length:
-        out = np.pad(out, (0, length - out.shape[0]))
+    if 0 < out.shape[0] < length:
+        out = np.resize(out, length)
+    elif out.shape[0] == 0:
+        out = np.zeros(length, dtype=np.float32)
     return out
 
 

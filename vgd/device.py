@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from vgd.config import ConfigError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` → the first CUDA device if there is one, else the CPU."""
@@ -13,7 +15,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available")
     return device
 
 

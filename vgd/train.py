@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader
 
 from vgd.audio import AudioError, audio_info
 from vgd.cache import AudioCache, prefill
-from vgd.checkpoint import build_model, torch_load, torch_save
-from vgd.config import TrainConfig, to_dict
+from vgd.checkpoint import build_model, save_checkpoint, torch_load, torch_save
+from vgd.config import ConfigError, TrainConfig, save_config, to_dict
 from vgd.dataset import IGNORE, AudioDataset, balanced_sampler, class_weights, make_reader
 from vgd.device import autocast, resolve_device, resolve_precision
 from vgd.evaluate import compute_metrics, infer
 from vgd.features import SpecAugment
-from vgd.manifest import Clip, check_labels, read_manifest
+from vgd.io import atomic_write_json
+from vgd.manifest import Clip, ManifestError, check_labels, read_manifest
 from vgd.model import VoiceGenderNet, count_parameters
 from vgd.progress import format_duration
 from vgd.splits import ensure_splits, select, speaker_key
@@ -94,7 +95,7 @@ def _datasets(config: TrainConfig, clips: Sequence[Clip]) -> _Data:
     reader = make_reader(a, d.cache_dir)
     train_clips = select(clips, d.train_splits)
     if not train_clips:
-        raise ValueError(f"no clips in training split(s) {list(d.train_splits)}")
+        raise ManifestError(f"{d.manifest}: no clips in training split(s) {list(d.train_splits)}")
     train = AudioDataset(
         train_clips,
         d.labels,
@@ -347,7 +348,9 @@ class Trainer:
             return False
         data = torch_load(path)
         if data.get("config") != to_dict(self.config):
-            raise ValueError(f"{path}: saved state is from a different config; use a new state_dir")
+            raise ConfigError(
+                f"{path}: saved state is from a different config (start afresh: --restart)"
+            )
         model.load_state_dict(data["model"])
         optimizer.load_state_dict(data["optimizer"])
         scheduler.load_state_dict(data["scheduler"])
@@ -432,3 +435,32 @@ def train(
     for cb in callbacks:
         trainer.add_callback(cb)
     return trainer.fit()
+
+
+def save_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write model.pt (self-describing checkpoint), config.yaml, history.json and curves.png."""
+    from vgd.plots import training_curves
+
+    out = Path(out_dir)
+    paths = {
+        "model": out / "model.pt",
+        "config": out / "config.yaml",
+        "history": out / "history.json",
+        "curves": out / "curves.png",
+    }
+    best = {"best_epoch": result.best_epoch, "train_seconds": result.seconds, **result.best}
+    save_checkpoint(paths["model"], result.model, result.config, result.labels, best)
+    save_config(result.config, paths["config"])
+    atomic_write_json(
+        paths["history"],
+        {
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "seconds": result.seconds,
+            "parameters": result.parameters,
+            "unreadable": result.unreadable,
+            "epochs": result.history,
+        },
+    )
+    training_curves(result.history, paths["curves"])
+    return paths

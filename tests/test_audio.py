@@ -1,0 +1,105 @@
+"""Audio I/O: formats, mono mix, resampling, and one clear error per kind of bad file."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import voice
+from vgd.audio import AudioError, audio_info, load_audio, save_audio, stream_windows
+from vgd.config import AudioConfig
+
+CFG = AudioConfig()
+
+
+@pytest.mark.parametrize("ext,fmt,subtype", [
+    (".wav", "WAV", "PCM_16"), (".wav", "WAV", "PCM_24"), (".wav", "WAV", "FLOAT"),
+    (".flac", "FLAC", "PCM_16"), (".ogg", "OGG", "VORBIS"), (".mp3", "MP3", "MPEG_LAYER_III"),
+])
+def test_reads_common_formats(tmp_path, ext, fmt, subtype):
+    path = tmp_path / f"a{ext}"
+    sf.write(path, voice(150, 1.0), 16000, format=fmt, subtype=subtype)
+    wave = load_audio(path)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert abs(wave.size - 16000) < 2000  # lossy codecs add a little padding
+
+
+def test_stereo_44k1_is_mixed_and_resampled(tmp_path):
+    left = voice(150, 1.0, rate=44100)
+    stereo = np.stack([left, -left * 0 + 0.5 * left], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 44100)
+    wave = load_audio(tmp_path / "s.wav")
+    assert wave.size == 16000
+    expected = 0.75 * np.sqrt(np.mean(left**2))
+    assert np.sqrt(np.mean(wave**2)) == pytest.approx(expected, rel=0.05)
+
+
+def test_int_pcm_8k_is_upsampled(tmp_path):
+    pcm = (voice(120, 1.0, rate=8000) * 32767).astype(np.int16)
+    sf.write(tmp_path / "low.wav", pcm, 8000, subtype="PCM_16")
+    assert load_audio(tmp_path / "low.wav").size == 16000
+
+
+def test_non_ascii_name(tmp_path):
+    save_audio(tmp_path / "voix_éèà_声.wav", voice(200, 1.0), 16000)
+    assert load_audio(tmp_path / "voix_éèà_声.wav").size == 16000
+
+
+def _reason(path, config=CFG):
+    with pytest.raises(AudioError) as info:
+        load_audio(path, config)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    return info.value.reason
+
+
+def test_missing(tmp_path):
+    assert _reason(tmp_path / "nope.wav").startswith("missing")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "e.wav").write_bytes(b"")
+    assert _reason(tmp_path / "e.wav").startswith("empty (0 bytes)")
+
+
+def test_zero_frames(tmp_path):
+    sf.write(tmp_path / "z.wav", np.zeros(0, np.float32), 16000)
+    assert _reason(tmp_path / "z.wav").startswith("empty (0 audio frames)")
+
+
+def test_not_audio(tmp_path):
+    (tmp_path / "t.wav").write_text("this is a text file, not a wave")
+    assert _reason(tmp_path / "t.wav").startswith("not audio or corrupt")
+
+
+def test_truncated_header_is_corrupt(tmp_path):
+    save_audio(tmp_path / "c.flac", voice(150, 1.0), 16000)
+    data = (tmp_path / "c.flac").read_bytes()
+    (tmp_path / "c.flac").write_bytes(data[:20])
+    assert _reason(tmp_path / "c.flac").startswith("not audio or corrupt")
+
+
+def test_too_short(tmp_path):
+    save_audio(tmp_path / "s.wav", voice(150, 0.2), 16000)
+    assert _reason(tmp_path / "s.wav").startswith("too short (0.20 s")
+
+
+def test_silent(tmp_path):
+    sf.write(tmp_path / "q.wav", np.zeros(16000, np.float32), 16000)
+    assert _reason(tmp_path / "q.wav").startswith("silent")
+    sf.write(tmp_path / "hum.wav", 1e-5 * voice(100, 1.0), 16000)
+    assert _reason(tmp_path / "hum.wav").startswith("silent")
+
+
+def test_directory_is_not_audio(tmp_path):
+    assert "directory" in _reason(tmp_path)
+
+
+def test_stream_windows_covers_the_file_without_loading_it_whole(tmp_path):
+    save_audio(tmp_path / "long.wav", voice(150, 10.5, rate=8000), 8000)
+    windows = list(stream_windows(tmp_path / "long.wav", CFG, window_s=3.0))
+    assert [w.size for w in windows] == [48000, 48000, 48000, 24000]
+    assert audio_info(tmp_path / "long.wav").duration_s == pytest.approx(10.5)
+
+
+def test_stream_windows_drops_a_tiny_tail(tmp_path):
+    save_audio(tmp_path / "a.wav", voice(150, 6.4), 16000)
+    assert len(list(stream_windows(tmp_path / "a.wav", CFG, window_s=3.0))) == 2

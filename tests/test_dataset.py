@@ -1,0 +1,129 @@
+"""AudioDataset: crops, padding, evaluation windows, augmentation, workers, and the shared cache."""
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from conftest import voice
+from vgd.audio import AudioError, save_audio
+from vgd.cache import AudioCache, prefill
+from vgd.config import AudioConfig, AugmentConfig
+from vgd.dataset import (
+    IGNORE,
+    AudioDataset,
+    augment_wave,
+    balanced_sampler,
+    class_weights,
+    crop_or_pad,
+    make_reader,
+    window_starts,
+)
+from vgd.manifest import Clip, read_manifest
+
+LABELS = ("female", "male")
+
+
+def dataset(manifest, train, **kw):
+    clips = read_manifest(manifest)
+    return AudioDataset(clips, LABELS, make_reader(AudioConfig()), 16000, 1.0, train=train, **kw)
+
+
+def test_training_crops_have_fixed_length_and_change_per_epoch(toy_manifest):
+    ds = dataset(toy_manifest, train=True)
+    a, label = ds[0]
+    assert a.shape == (16000,) and label in (0, 1)
+    ds.set_epoch(1)
+    b, _ = ds[0]
+    assert not torch.equal(a, b)
+    ds.set_epoch(0)
+    assert torch.equal(a, ds[0][0])
+
+
+def test_short_clips_are_filled_to_the_crop():
+    wave = np.arange(1, 11, dtype=np.float32)
+    out = crop_or_pad(wave, 0, 25)
+    assert out.shape == (25,) and np.all(out != 0) and out[10] == wave[0]
+    assert np.all(crop_or_pad(np.zeros(0, np.float32), 0, 5) == 0)
+
+
+def test_eval_windows_are_deterministic_and_evenly_spaced(toy_manifest):
+    assert window_starts(100, 40, 4) == [0, 30, 60]
+    assert window_starts(30, 40, 4) == [0]
+    assert window_starts(1000, 40, 4) == [0, 320, 640, 960]
+    ds = dataset(toy_manifest, train=False, max_windows=4)
+    assert len(ds) == 2 * len(ds.clips)  # 1.5 s clips, 1 s windows
+    wave, label, clip = ds[3]
+    assert torch.equal(wave, ds[3][0]) and clip == 1
+
+
+def test_augmentation_changes_level_and_adds_noise():
+    rng = np.random.default_rng(0)
+    wave = voice(150, 1.0)
+    cfg = AugmentConfig(gain_db=12, noise_prob=1.0, noise_snr_db=(5.0, 5.0), shift_s=0.1)
+    out = augment_wave(wave.copy(), cfg, rng, 16000)
+    assert out.shape == wave.shape and out.dtype == np.float32 and not np.allclose(out, wave)
+    off = augment_wave(wave.copy(), AugmentConfig(0, 0, (10.0, 10.0), 0, 0, 0, 0, 0), rng, 16000)
+    assert np.array_equal(off, wave)
+
+
+def test_works_with_dataloader_workers(toy_manifest):
+    ds = dataset(toy_manifest, train=True, augment=AugmentConfig())
+    serial = torch.cat([w for w, _ in DataLoader(ds, batch_size=8)])
+    parallel = torch.cat([w for w, _ in DataLoader(ds, batch_size=8, num_workers=2)])
+    assert torch.equal(serial, parallel)  # randomness from (seed, epoch, index), not the worker
+
+
+def test_unreadable_clip_becomes_an_ignored_item(tmp_path):
+    clip = Clip(str(tmp_path / "gone.wav"), "male", "s", 1.0, "c")
+    ds = AudioDataset([clip], LABELS, make_reader(AudioConfig()), 16000, 1.0, train=True)
+    wave, label = ds[0]
+    assert label == IGNORE and wave.abs().sum() == 0
+
+
+def test_balanced_sampler_equalises_classes():
+    targets = [0] * 10 + [1] * 90
+    drawn = list(balanced_sampler(targets, seed=0, epoch=0))
+    female = sum(targets[i] == 0 for i in drawn)
+    assert 35 <= female <= 65
+    assert drawn == list(balanced_sampler(targets, seed=0, epoch=0))
+    w = class_weights(targets, 2)
+    assert w[0] * 10 == pytest.approx(w[1] * 90)
+
+
+def test_cache_hits_skip_decoding_and_invalidate_on_change(tmp_path):
+    save_audio(tmp_path / "a.wav", voice(150, 1.0), 16000)
+    cache = AudioCache(tmp_path / "cache")
+    first = cache.get(tmp_path / "a.wav")
+    assert cache.contains(tmp_path / "a.wav")
+    assert isinstance(cache.get(tmp_path / "a.wav"), np.memmap)
+    assert np.array_equal(first, cache.get(tmp_path / "a.wav"))
+    save_audio(tmp_path / "a.wav", voice(150, 2.0), 16000)
+    assert cache.get(tmp_path / "a.wav").size == 32000
+
+
+def test_cache_remembers_failures(tmp_path):
+    (tmp_path / "bad.wav").write_text("nope")
+    report = prefill(AudioCache(tmp_path / "c"), [str(tmp_path / "bad.wav")], progress=False)
+    assert list(report.failed.values())[0].startswith("not audio")
+    with pytest.raises(AudioError, match="bad.wav: not audio"):
+        AudioCache(tmp_path / "c").get(tmp_path / "bad.wav")
+
+
+def _fill(root, paths):
+    cache = AudioCache(root)
+    return [float(cache.get(p).sum()) for p in paths]
+
+
+def test_two_processes_fill_the_cache_at_once(tmp_path):
+    paths = []
+    for i in range(12):
+        save_audio(tmp_path / f"{i}.wav", voice(100 + 10 * i, 1.0), 16000)
+        paths.append(str(tmp_path / f"{i}.wav"))
+    with mp.get_context("spawn").Pool(2) as pool:
+        a, b = pool.starmap(_fill, [(tmp_path / "cache", paths)] * 2)
+    assert a == b
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+    assert _fill(tmp_path / "cache", paths) == a

@@ -1,0 +1,310 @@
+"""The ``vgd`` command: a thin layer that parses arguments, calls the library, picks exit codes.
+
+Exit status: 0 success, 1 finished but some inputs failed (listed), 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vgd.audio import AudioError
+from vgd.checkpoint import CheckpointError
+from vgd.config import (
+    ConfigError,
+    SplitConfig,
+    apply_overrides,
+    load_config,
+    parse_override,
+    save_config,
+)
+from vgd.manifest import ManifestError
+
+log = logging.getLogger("vgd")
+
+EXPECTED_ERRORS = (ConfigError, ManifestError, AudioError, CheckpointError, FileNotFoundError)
+DEFAULT_SYNTH_DIR = "data/synth"
+
+
+def _overrides(items: Sequence[str] | None) -> dict:
+    return dict(parse_override(x) for x in items or [])
+
+
+def _config(args: argparse.Namespace):
+    overrides = _overrides(getattr(args, "set", None))
+    if getattr(args, "manifest", None):
+        overrides["data.manifest"] = args.manifest
+    return load_config(getattr(args, "config", None), overrides)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from vgd.manifest import format_stats
+    from vgd.synth import SynthConfig, generate_corpus
+
+    config = SynthConfig(
+        speakers=args.speakers, utterances=args.utterances, seed=args.seed, workers=args.workers
+    )
+    clips = generate_corpus(args.out, config, progress=not args.quiet)
+    print(f"wrote {len(clips)} clips to {Path(args.out) / 'manifest.csv'}")
+    print(format_stats(clips))
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from vgd.corpora import build
+    from vgd.manifest import format_stats, write_manifest
+    from vgd.splits import assign_splits
+
+    result = build(args.source, args.root, validate=args.validate, progress=not args.quiet)
+    for line in result.failures:
+        print(f"left out: {line}", file=sys.stderr)
+    split = SplitConfig(args.val_fraction, args.test_fraction, args.split_seed)
+    clips = assign_splits(result.clips, split) if args.split else result.clips
+    path = write_manifest(clips, args.out)
+    print(f"{result.summary()}\nwrote {path}")
+    print(format_stats(clips))
+    return 1 if result.failures else 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from vgd.manifest import format_stats, read_manifest
+
+    print(format_stats(read_manifest(args.manifest)))
+    return 0
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import shutil
+
+    from vgd.train import save_outputs, train
+
+    config = _config(args)
+    state_dir = Path(args.out) / "state"
+    if args.restart and state_dir.exists():
+        shutil.rmtree(state_dir)
+    result = train(config, state_dir=state_dir, progress=not args.quiet)
+    paths = save_outputs(result, args.out)
+    best = result.best
+    score = best.get("val_balanced_accuracy")
+    print(
+        f"trained {result.parameters} parameters in {result.seconds:.1f} s; best epoch "
+        f"{result.best_epoch}"
+        + (f", val balanced accuracy {score:.4f}" if score is not None else "")
+    )
+    for line in result.unreadable:
+        print(f"left out: {line}", file=sys.stderr)
+    print(f"checkpoint: {paths['model']}\ncurves: {paths['curves']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from vgd.checkpoint import load_checkpoint
+    from vgd.evaluate import evaluate, format_metrics, write_report
+    from vgd.train import load_clips
+
+    loaded = load_checkpoint(args.checkpoint)
+    config = loaded.config
+    if args.manifest:
+        config = apply_overrides(config, {"data.manifest": args.manifest})
+    clips = [c for c in load_clips(config) if c.split in args.split]
+    if not clips:
+        raise ManifestError(f"{config.data.manifest}: no clips in split(s) {args.split}")
+    result = evaluate(loaded, clips, batch_size=args.batch_size, device=args.device)
+    print(format_metrics(result.metrics))
+    if args.out:
+        paths = write_report(result, args.out)
+        print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
+    return 1 if result.metrics["n_unreadable"] else 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from vgd.checkpoint import load_checkpoint
+    from vgd.io import atomic_write_text
+    from vgd.predict import format_predictions, predict_paths
+
+    loaded = load_checkpoint(args.model, device="cpu")
+    preds = predict_paths(
+        loaded,
+        args.paths,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    text = format_predictions(preds, loaded.labels, args.format)
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {len(preds)} predictions to {args.out}")
+    else:
+        sys.stdout.write(text)
+    failed = [p for p in preds if p.error]
+    for p in failed:
+        print(f"failed: {p.path}: {p.error}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(preds)} file(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_plot_mel(args: argparse.Namespace) -> int:
+    import torch
+
+    from vgd.audio import load_audio
+    from vgd.features import LogMel
+    from vgd.plots import mel_spectrograms
+
+    config = _config(args)
+    frontend = LogMel(config.features, config.audio.sample_rate)
+    mels, titles = [], []
+    for path in args.files:
+        wave = load_audio(path, config.audio)[: round(args.seconds * config.audio.sample_rate)]
+        with torch.inference_mode():
+            mels.append(frontend(torch.from_numpy(wave)[None])[0, 0].numpy())
+        titles.append(args.titles[len(titles)] if args.titles else Path(path).name)
+    out = mel_spectrograms(
+        mels, titles, config.features.hop_ms / 1000, config.features.f_max, args.out
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from vgd.evaluate import format_metrics
+    from vgd.pitch import evaluate_pitch_baseline
+    from vgd.train import load_clips
+
+    config = _config(args)
+    metrics = evaluate_pitch_baseline(load_clips(config), config.audio)
+    print(f"pitch-only baseline: threshold {metrics['threshold_hz']:.1f} Hz (tuned on train)")
+    print(format_metrics(metrics))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from vgd.config import to_dict
+
+    config = _config(args)
+    if args.out:
+        save_config(config, args.out)
+        print(f"wrote {args.out}")
+    else:
+        print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config (defaults when omitted)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value by dotted path, e.g. --set optim.lr=1e-3 (repeatable)",
+    )
+    p.add_argument("--manifest", help="manifest CSV (overrides data.manifest)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vgd", description="Voice gender detection from speech.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="build, inspect and synthesise corpora").add_subparsers(
+        dest="data_command", required=True
+    )
+    p = data.add_parser("synth", help="generate the built-in synthetic voice corpus")
+    p.add_argument("--out", default=DEFAULT_SYNTH_DIR)
+    p.add_argument("--speakers", type=int, default=200)
+    p.add_argument("--utterances", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (0: one per CPU)")
+    p.set_defaults(func=cmd_data_synth)
+
+    p = data.add_parser("build", help="build a manifest from a labelled speech corpus")
+    p.add_argument("source", choices=["folder", "csv", "librispeech", "vctk", "commonvoice"])
+    p.add_argument("root", help="corpus root (or the CSV, for source csv)")
+    p.add_argument("--out", required=True, help="manifest CSV to write")
+    p.add_argument("--validate", choices=["decode", "header", "none"], default="decode")
+    p.add_argument("--no-split", dest="split", action="store_false", help="leave splits empty")
+    p.add_argument("--val-fraction", type=float, default=SplitConfig.val_fraction)
+    p.add_argument("--test-fraction", type=float, default=SplitConfig.test_fraction)
+    p.add_argument("--split-seed", type=int, default=SplitConfig.seed)
+    p.set_defaults(func=cmd_data_build)
+
+    p = data.add_parser("stats", help="clips, speakers and hours per label")
+    p.add_argument("manifest")
+    p.set_defaults(func=cmd_data_stats)
+
+    p = sub.add_parser("train", help="train a model (resumes an interrupted run in --out)")
+    _add_config_args(p)
+    p.add_argument("--out", default="runs/train", help="output folder")
+    p.add_argument("--restart", action="store_true", help="discard saved state in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on a split of a manifest")
+    p.add_argument("checkpoint")
+    p.add_argument("--manifest", help="manifest CSV (default: the one it was trained on)")
+    p.add_argument("--split", nargs="+", default=["test"])
+    p.add_argument("--out", help="folder for metrics.json, predictions and plots")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify audio files, folders and long recordings")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--model", required=True, help="checkpoint (model.pt)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+    plot = sub.add_parser("plot", help="figures").add_subparsers(dest="plot_command", required=True)
+    p = plot.add_parser("mel", help="log-mel spectrograms of files, side by side")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--out", default="mel.png")
+    p.add_argument("--titles", nargs="+", help="one title per file (default: file names)")
+    p.add_argument("--seconds", type=float, default=3.0, help="plot at most this much of each")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_plot_mel)
+
+    p = sub.add_parser("baseline", help="pitch-only baseline (median F0, threshold tuned on train)")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("config", help="print (or write) the resolved training config")
+    _add_config_args(p)
+    p.add_argument("--out", help="write YAML here")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vgd`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", force=True
+    )
+    try:
+        return args.func(args)
+    except EXPECTED_ERRORS as e:
+        print(f"vgd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vgd: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
