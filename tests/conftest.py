@@ -35,3 +35,19 @@ def write_toy_corpus(root: Path, speakers: int = 12, utterances: int = 2, second
 @pytest.fixture
 def toy_manifest(tmp_path: Path) -> Path:
     return write_toy_corpus(tmp_path / "toy")
+
+
+@pytest.fixture(scope="session")
+def toy_model(tmp_path_factory) -> Path:
+    """A checkpoint trained for a few seconds on the toy corpus (its manifest beside it)."""
+    from vgd.config import TrainConfig, apply_overrides
+    from vgd.train import save_outputs, train
+
+    root = tmp_path_factory.mktemp("toy_model")
+    manifest = write_toy_corpus(root / "toy", speakers=12, utterances=6)
+    config = apply_overrides(TrainConfig(), {
+        "data.manifest": str(manifest), "data.crop_s": 1.0, "optim.epochs": 6,
+        "optim.batch_size": 8, "model.width": 8, "split.val_fraction": 0.2,
+        "split.test_fraction": 0.2,
+    })
+    return save_outputs(train(config, progress=False), root / "run")["model"]
