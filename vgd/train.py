@@ -211,6 +211,8 @@ class Trainer:
             metrics.update(self._validate(model, data.val))
             metrics["epoch_seconds"] = time.perf_counter() - t0
             state.record(metrics, model, o.patience)
+            metrics["best_epoch"] = state.best_epoch
+            metrics["early_stopped"] = state.stopped
             state.seconds = time.perf_counter() - start
             self._save_state(state, model, optimizer, scheduler, scaler)
             self._report(metrics, state)
@@ -435,6 +437,20 @@ def train(
     for cb in callbacks:
         trainer.add_callback(cb)
     return trainer.fit()
+
+
+def checkpoint_from_state(state_path: str | Path, out_path: str | Path) -> Path:
+    """Turn a training state file (as a trial leaves it) into a self-describing checkpoint."""
+    from vgd.config import from_dict
+
+    data = torch_load(state_path)
+    config = from_dict(TrainConfig, data["config"])
+    labels = tuple(data["labels"])
+    model = build_model(config, len(labels))
+    model.load_state_dict(data["best_state"])
+    best = {"best_epoch": data["best_epoch"], "train_seconds": data["seconds"]}
+    best.update(data["best_metrics"])
+    return save_checkpoint(out_path, model, config, labels, best)
 
 
 def save_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:

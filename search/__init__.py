@@ -1,0 +1,1 @@
+"""The search harness: Ray Tune + Optuna over vgd's training. Ray and Optuna live only here."""

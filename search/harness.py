@@ -1,0 +1,306 @@
+"""Run a search: prepare the data once, build Tune's Tuner (Optuna sampler + ASHA), run or resume
+it, and write the results. Everything Ray-specific about running lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from search.config import SearchConfig
+from search.progress import SearchProgress
+from search.results import TrialRow, collect_rows, rank, top_k_table, write_results
+from search.space import SearchSpace, load_space
+from search.trainable import run_trial
+from vgd.cache import PrefillReport
+from vgd.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config, load_yaml
+from vgd.io import atomic_write_text
+from vgd.manifest import write_manifest
+from vgd.train import load_clips, usable_clips
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "tune"
+SETTINGS_FILE = "search.yaml"
+
+
+@dataclass
+class SearchOutcome:
+    """What a search did and where it put the results."""
+
+    rows: list[TrialRow]
+    space: SearchSpace
+    paths: dict[str, Path]
+    seconds: float
+    interrupted: bool
+    data: PrefillReport
+    tensorboard: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best(self) -> TrialRow | None:
+        ranked = rank(self.rows, self.space)
+        return ranked[0] if ranked else None
+
+
+@dataclass
+class PreparedData:
+    base: TrainConfig  # pointing at the prepared manifest and the filled cache
+    manifest: str  # the user's manifest, for best_config.yaml
+    report: PrefillReport
+    unreadable: list[str]
+
+
+def prepare_data(base: TrainConfig, cfg: SearchConfig) -> PreparedData:
+    """Splits and the decoded-audio cache, made once per search; trials only read them."""
+    clips = load_clips(base)
+    cache_dir = str(Path(cfg.cache_dir).resolve()) if cfg.cache_dir else ""
+    with_cache = apply_overrides(base, {"data.cache_dir": cache_dir})
+    start = time.perf_counter()
+    usable, unreadable = usable_clips(clips, with_cache, progress=True)
+    report = PrefillReport(seconds=time.perf_counter() - start)
+    manifest = write_manifest(usable, cfg.out_dir / "data" / "manifest.csv")
+    prepared = apply_overrides(with_cache, {"data.manifest": str(manifest)})
+    return PreparedData(prepared, base.data.manifest, report, unreadable)
+
+
+def base_config(cfg: SearchConfig, space_name: str) -> tuple[SearchSpace, TrainConfig]:
+    """The space and the base TrainConfig (file, manifest flag, the space's fixed overrides)."""
+    overrides = {"data.manifest": cfg.manifest} if cfg.manifest else {}
+    config = load_config(cfg.config or None, overrides)
+    space = load_space(space_name, config)
+    return space, space.base_config(config)
+
+
+def make_sampler(cfg: SearchConfig):
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=cfg.seed)
+    if cfg.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(
+            seed=cfg.seed,
+            warn_independent_sampling=False,
+            independent_sampler=optuna.samplers.RandomSampler(seed=cfg.seed),
+        )
+    # group=True lets the multivariate TPE handle conditional parameters.
+    return optuna.samplers.TPESampler(
+        seed=cfg.seed,
+        multivariate=True,
+        group=True,
+        constant_liar=True,
+        n_startup_trials=5,
+    )
+
+
+def make_searcher(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(
+        space=space.sample,
+        metric=space.metric,
+        mode=space.mode,
+        points_to_evaluate=[space.default_point(base)],
+        sampler=make_sampler(cfg),
+    )
+
+
+def make_scheduler(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if cfg.scheduler == "none":
+        return FIFOScheduler()
+    max_t = space.max_epochs(base)
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=max_t,
+        grace_period=min(space.grace_period, max_t),
+        reduction_factor=space.reduction_factor,
+    )
+
+
+def concurrency(cfg: SearchConfig, space: SearchSpace) -> int:
+    """Trials at once: the flag, the space's budget, or what the cluster's resources allow."""
+    if cfg.max_concurrent or space.max_concurrent:
+        return cfg.max_concurrent or space.max_concurrent
+    res = ray.cluster_resources()
+    n = int(res.get("CPU", 1) // cfg.cpus_per_trial)
+    if cfg.gpus_per_trial:
+        n = min(n, int(res.get("GPU", 0) / cfg.gpus_per_trial))
+    return max(n, 1)
+
+
+def trainable(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
+    threads = max(1, int(cfg.cpus_per_trial))
+    fn = tune.with_parameters(run_trial, base=base, space=space, threads=threads)
+    return tune.with_resources(fn, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+
+
+def init_ray(cfg: SearchConfig) -> None:
+    """Join the cluster at ``--address`` or start Ray on this machine; quiet either way."""
+    # Snapshot the experiment at every step, so a search killed with SIGKILL resumes with every
+    # finished trial recorded (Ray's default snapshots at most every 10 s).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=cfg.address or None,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        configure_logging=True,
+    )
+
+
+def build_tuner(space: SearchSpace, base: TrainConfig, cfg: SearchConfig, num_samples: int):
+    budget = cfg.time_budget_s or space.time_budget_s or None
+    progress = SearchProgress(space.metric, space.mode, num_samples, base.optim.epochs, budget)
+    return tune.Tuner(
+        trainable(space, base, cfg),
+        tune_config=tune.TuneConfig(
+            metric=space.metric,
+            mode=space.mode,
+            search_alg=make_searcher(space, base, cfg),
+            scheduler=make_scheduler(space, base, cfg),
+            num_samples=num_samples,
+            max_concurrent_trials=concurrency(cfg, space),
+            time_budget_s=budget,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT,
+            storage_path=str(cfg.ray_dir),
+            verbose=0,
+            callbacks=[progress],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        ),
+    )
+
+
+def save_settings(cfg: SearchConfig) -> None:
+    import yaml
+
+    atomic_write_text(cfg.out_dir / SETTINGS_FILE, yaml.safe_dump(asdict(cfg), sort_keys=False))
+
+
+def load_settings(cfg: SearchConfig) -> SearchConfig:
+    """The settings a search was started with, for ``--resume``."""
+    path = cfg.out_dir / SETTINGS_FILE
+    if not path.exists():
+        raise ConfigError(f"{path}: no search to resume here (start one without --resume)")
+    return from_dict(SearchConfig, load_yaml(path))
+
+
+def ensure_default_corpus(cfg: SearchConfig) -> None:
+    """Generate the built-in synthetic corpus when the search uses it and it is not there yet."""
+    from vgd.config import DataConfig
+
+    manifest = cfg.manifest or load_config(cfg.config or None).data.manifest
+    if manifest == DataConfig.manifest and not Path(manifest).exists():
+        from vgd.synth import SynthConfig, generate_corpus
+
+        log.warning("generating the built-in synthetic corpus in %s", Path(manifest).parent)
+        generate_corpus(Path(manifest).parent, SynthConfig())
+
+
+def run_search(cfg: SearchConfig, resume: bool = False) -> SearchOutcome:
+    """Run (or resume) a search end to end and write its results under ``cfg.out_dir``."""
+    if resume:
+        cfg = load_settings(cfg)
+    space, base = base_config(cfg, cfg.space)
+    num_samples = cfg.num_samples or space.num_samples
+    data = prepare_data(base, cfg)
+    save_settings(cfg)
+    init_ray(cfg)
+    exp_dir = cfg.ray_dir / EXPERIMENT
+    start = time.time()
+    if resume:
+        if not tune.Tuner.can_restore(str(exp_dir)):
+            raise ConfigError(f"{exp_dir}: no Ray experiment state to resume from")
+        tuner = tune.Tuner.restore(
+            str(exp_dir),
+            trainable(space, data.base, cfg),
+            resume_unfinished=True,
+            resume_errored=False,
+        )
+    else:
+        tuner = build_tuner(space, data.base, cfg, num_samples)
+    tuner.fit()
+    seconds = time.time() - start
+    analysis = tune.ExperimentAnalysis(str(exp_dir))
+    rows = collect_rows(analysis, space, data.base.optim.epochs)
+    interrupted = len(rows) < num_samples or any(r.status in ("running", "pending") for r in rows)
+    summary = _summary(rows, space, cfg, seconds, data, interrupted, num_samples)
+    paths = write_results(rows, space, data.base, data.manifest, cfg.out_dir, summary)
+    return SearchOutcome(
+        rows,
+        space,
+        paths,
+        seconds,
+        interrupted,
+        data.report,
+        f"tensorboard --logdir {exp_dir}",
+        summary,
+    )
+
+
+def _summary(rows, space, cfg, seconds, data, interrupted, num_samples) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    n = max(len(rows), 1)
+    trial_time = sum(r.seconds for r in rows)
+    train_time = sum(r.train_seconds for r in rows)
+    default = rows[0] if rows else None  # the default configuration is evaluated first
+    return {
+        "space": space.name,
+        "sampler": cfg.sampler,
+        "scheduler": cfg.scheduler,
+        "num_samples": num_samples,
+        "trials": len(rows),
+        "outcomes": counts,
+        "interrupted": interrupted,
+        "wall_seconds": seconds,
+        "data_prep_seconds": data.report.seconds,
+        "unreadable": data.unreadable,
+        "trial_seconds_mean": trial_time / n,
+        "train_loop_seconds_mean": train_time / n,
+        "default_trial": {"trial_id": default.trial_id, space.metric: default.value}
+        if default
+        else None,
+    }
+
+
+def describe(outcome: SearchOutcome, top_k: int) -> str:
+    """The end-of-search report: top-k table, best value against the default, where things are."""
+    s = outcome.summary
+    lines = [top_k_table(outcome.rows, outcome.space, top_k), ""]
+    best, metric = outcome.best, outcome.space.metric
+    default = s.get("default_trial") or {}
+    if best:
+        lines.append(
+            f"best {metric}: {best.value:.4f} (trial {best.trial_id}); "
+            f"default config: {_num(default.get(metric))}"
+        )
+    lines.append(f"trials: {s['outcomes']} in {s['wall_seconds']:.0f} s")
+    for key in ("best_config", "best_model", "trials", "figure", "importances"):
+        if key in outcome.paths:
+            lines.append(f"{key.replace('_', ' ')}: {outcome.paths[key]}")
+    lines.append(f"TensorBoard: {outcome.tensorboard}")
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else "n/a"

@@ -1,0 +1,255 @@
+"""What a search leaves behind: trials.csv, best_config.yaml, the best checkpoint, a top-k table,
+a figure of the search and Optuna's parameter importances."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.progress import trial_outcome
+from search.space import SearchSpace, trial_overrides
+from vgd.config import TrainConfig, apply_overrides, save_config
+from vgd.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+MIN_TRIALS_FOR_IMPORTANCE = 5
+
+
+@dataclass
+class TrialRow:
+    """One trial's outcome, measured at the epoch whose weights it keeps."""
+
+    trial_id: str
+    status: str  # completed, stopped (by the scheduler), failed, running, pending
+    params: dict[str, Any]
+    value: float | None  # the space's metric at the best epoch
+    metrics: dict[str, Any] = field(default_factory=dict)  # at the best epoch
+    epochs: int = 0
+    best_epoch: int = 0
+    seconds: float = 0.0  # wall time Tune measured inside the trial
+    train_seconds: float = 0.0  # of which inside vgd's training loop
+    start: float = 0.0  # unix time
+    end: float = 0.0
+    curve: list[float] = field(default_factory=list)  # the metric per epoch
+    node_id: str = ""
+    error: str = ""
+    checkpoint: str = ""
+    failures: int = 0  # times it raised (it is retried up to the configured limit)
+    order: int = 0  # creation order: 1 is the default configuration
+
+
+def collect_rows(analysis: Any, space: SearchSpace, default_epochs: int) -> list[TrialRow]:
+    """A Tune ExperimentAnalysis → one TrialRow per trial, in start order."""
+    frames = analysis.trial_dataframes
+    rows = [_row(t, frames.get(t.trial_id), space, default_epochs) for t in analysis.trials]
+    return sorted(rows, key=lambda row: row.order)
+
+
+def _row(trial: Any, df: Any, space: SearchSpace, default_epochs: int) -> TrialRow:
+    params = trial_overrides(space, trial.config or {})
+    epochs_planned = int(params.get("optim.epochs", default_epochs))
+    history = [] if df is None or df.empty else _dedup(df.to_dict("records"))
+    last = history[-1] if history else dict(trial.last_result or {})
+    row = TrialRow(
+        trial_id=trial.trial_id,
+        status=trial_outcome(trial.status, last, epochs_planned),
+        params=params,
+        value=None,
+        error=_error(trial),
+        checkpoint=trial.checkpoint.path if trial.checkpoint else "",
+        failures=trial.num_failures,
+        order=int(str(trial.experiment_tag).split("_")[0] or 0),
+    )
+    if not history:
+        return row
+    best_epoch = int(last.get("best_epoch", last.get("epoch", 0)))
+    at_best = next((h for h in history if h.get("epoch") == best_epoch), last)
+    row.metrics = {k: v for k, v in at_best.items() if k.startswith("val_")}
+    row.value = at_best.get(space.metric)
+    row.epochs, row.best_epoch = int(last.get("epoch", 0)), best_epoch
+    row.seconds = float(last.get("time_total_s", 0.0))
+    row.train_seconds = float(sum(h.get("epoch_seconds", 0.0) for h in history))
+    row.end = float(last.get("timestamp", 0.0))
+    row.start = row.end - row.seconds
+    row.curve = [h.get(space.metric) for h in history]
+    row.node_id = str(last.get("node_id", ""))
+    return row
+
+
+def _error(trial: Any) -> str:
+    """The last line of a failed trial's traceback (the exception and its message)."""
+    path = trial.error_file
+    if not path or not Path(path).exists():
+        return ""
+    lines = [x for x in Path(path).read_text(errors="replace").splitlines() if x.strip()]
+    return lines[-1].strip()[:300] if lines else "failed"
+
+
+def _dedup(history: list[dict]) -> list[dict]:
+    """One record per epoch (a resumed trial may report an epoch twice); the latest wins."""
+    by_epoch = {int(h.get("epoch", i)): h for i, h in enumerate(history)}
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def rank(rows: list[TrialRow], space: SearchSpace) -> list[TrialRow]:
+    """Trials with a value, best first; validation loss breaks ties (e.g. several at 1.0)."""
+    scored = [r for r in rows if r.value is not None and r.status != "failed"]
+    sign = -1 if space.mode == "max" else 1
+    return sorted(scored, key=lambda r: (sign * r.value, r.metrics.get("val_loss", 0.0)))
+
+
+def trials_csv(rows: list[TrialRow], space: SearchSpace) -> str:
+    """One row per trial: config, status, best metrics, epochs, seconds."""
+    param_cols = [p.path for p in space.params]
+    metric_cols = sorted({k for r in rows for k in r.metrics} - {space.metric})
+    cols = [
+        "trial_id",
+        "status",
+        space.metric,
+        "epochs",
+        "best_epoch",
+        "seconds",
+        "train_seconds",
+        "node_id",
+        *param_cols,
+        *metric_cols,
+        "failures",
+        "error",
+    ]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(
+            {
+                "trial_id": r.trial_id,
+                "status": r.status,
+                space.metric: _fmt(r.value),
+                "epochs": r.epochs,
+                "best_epoch": r.best_epoch,
+                "seconds": f"{r.seconds:.2f}",
+                "train_seconds": f"{r.train_seconds:.2f}",
+                "node_id": r.node_id,
+                "error": r.error,
+                "failures": r.failures,
+                **{k: r.params.get(k, "") for k in param_cols},
+                **{k: _fmt(r.metrics.get(k)) for k in metric_cols},
+            }
+        )
+    return buf.getvalue()
+
+
+def _fmt(v: Any) -> Any:
+    return "" if v is None else f"{v:.6g}" if isinstance(v, float) else v
+
+
+def top_k_table(rows: list[TrialRow], space: SearchSpace, k: int) -> str:
+    """The k best trials with their searched values, as printable text."""
+    ranked = rank(rows, space)[:k]
+    if not ranked:
+        return "no trial reported a result"
+    lines = [f"{'#':>2} {'trial':<10} {space.metric:>22} {'val_loss':>9} {'epochs':>6}  params"]
+    for i, r in enumerate(ranked, 1):
+        params = ", ".join(f"{p}={_short(v)}" for p, v in r.params.items())
+        loss = r.metrics.get("val_loss", float("nan"))
+        lines.append(
+            f"{i:>2} {r.trial_id:<10} {r.value:>22.4f} {loss:>9.4f} {r.epochs:>6}  {params}"
+        )
+    return "\n".join(lines)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def best_config(best: TrialRow, base: TrainConfig, original_manifest: str) -> TrainConfig:
+    """The winning configuration, pointing at the user's manifest rather than the search's copy."""
+    config = apply_overrides(base, best.params)
+    return apply_overrides(config, {"data.manifest": original_manifest, "threads": 0})
+
+
+def write_results(
+    rows: list[TrialRow],
+    space: SearchSpace,
+    base: TrainConfig,
+    original_manifest: str,
+    out_dir: Path,
+    summary: dict[str, Any],
+) -> dict[str, Path]:
+    """Write every artefact of the search into ``out_dir``; returns their paths."""
+    from search import figures
+    from vgd.train import checkpoint_from_state
+
+    paths = {
+        "trials": out_dir / "trials.csv",
+        "summary": out_dir / "summary.json",
+        "figure": out_dir / "search.png",
+    }
+    atomic_write_text(paths["trials"], trials_csv(rows, space))
+    ranked = rank(rows, space)
+    if ranked:
+        best = ranked[0]
+        paths["best_config"] = out_dir / "best_config.yaml"
+        save_config(best_config(best, base, original_manifest), paths["best_config"])
+        if best.checkpoint:
+            paths["best_model"] = checkpoint_from_state(
+                Path(best.checkpoint) / "state.pt", out_dir / "best_model.pt"
+            )
+        summary["best"] = {
+            "trial_id": best.trial_id,
+            space.metric: best.value,
+            "params": best.params,
+            "metrics": best.metrics,
+            "best_epoch": best.best_epoch,
+        }
+    figures.search_figure(rows, space, paths["figure"])
+    importances = importance(rows, space)
+    if importances:
+        summary["importances"] = importances
+        paths["importances"] = figures.importance_figure(importances, out_dir / "importances.png")
+    atomic_write_json(paths["summary"], summary)
+    return paths
+
+
+def importance(rows: list[TrialRow], space: SearchSpace) -> dict[str, float]:
+    """Optuna's parameter importances over the trials with a value (empty when too few)."""
+    import optuna
+
+    scored = [r for r in rows if r.value is not None and r.status != "failed"]
+    if len(scored) < MIN_TRIALS_FOR_IMPORTANCE:
+        return {}
+    dists = {p.path: _distribution(p) for p in space.params}
+    study = optuna.create_study(direction="maximize" if space.mode == "max" else "minimize")
+    for r in scored:
+        params = {k: v for k, v in r.params.items() if k in dists}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions={k: dists[k] for k in params}, value=float(r.value)
+            )
+        )
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except (RuntimeError, ValueError) as e:
+        log.warning("parameter importances not computed: %s", e)
+        return {}
+
+
+def _distribution(p):
+    import optuna.distributions as d
+
+    if p.kind == "categorical":
+        return d.CategoricalDistribution(list(p.choices))
+    if p.kind in ("int", "logint"):
+        return d.IntDistribution(
+            int(p.low), int(p.high), log=p.kind == "logint", step=int(p.step or 1)
+        )
+    return d.FloatDistribution(p.low, p.high, log=p.kind == "loguniform", step=p.step)
+
+
+def read_summary(out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / "summary.json").read_text())
