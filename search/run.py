@@ -83,6 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ManifestError, CheckpointError) as e:
         print(f"search: error: {e}", file=sys.stderr)
         return 2
+    except ConnectionError as e:
+        print(
+            f"search: error: cannot join the Ray cluster at {args.address} ({e}); a cluster "
+            "started by `ray start` uses token authentication: run with RAY_AUTH_MODE=token "
+            "and the cluster's ~/.ray/auth_token (see scripts/ray_cluster.sh)",
+            file=sys.stderr,
+        )
+        return 2
     print(describe(outcome, cfg.top_k))
     if outcome.interrupted:
         resume = f"python search/run.py --name {cfg.run_name} --resume"

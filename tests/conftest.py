@@ -19,7 +19,9 @@ def voice(f0: float, seconds: float, rate: int = 16000, seed: int = 0) -> np.nda
     return (0.1 * wave + 0.005 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def write_toy_corpus(root: Path, speakers: int = 12, utterances: int = 2, seconds: float = 1.5) -> Path:
+def write_toy_corpus(
+    root: Path, speakers: int = 12, utterances: int = 2, seconds: float = 1.5
+) -> Path:
     """Low-pitched "male" and high-pitched "female" tone speakers; returns the manifest path."""
     clips = []
     for s in range(speakers):
@@ -45,9 +47,16 @@ def toy_model(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("toy_model")
     manifest = write_toy_corpus(root / "toy", speakers=12, utterances=6)
-    config = apply_overrides(TrainConfig(), {
-        "data.manifest": str(manifest), "data.crop_s": 1.0, "optim.epochs": 6,
-        "optim.batch_size": 8, "model.width": 8, "split.val_fraction": 0.2,
-        "split.test_fraction": 0.2,
-    })
+    config = apply_overrides(
+        TrainConfig(),
+        {
+            "data.manifest": str(manifest),
+            "data.crop_s": 1.0,
+            "optim.epochs": 6,
+            "optim.batch_size": 8,
+            "model.width": 8,
+            "split.val_fraction": 0.2,
+            "split.test_fraction": 0.2,
+        },
+    )
     return save_outputs(train(config, progress=False), root / "run")["model"]

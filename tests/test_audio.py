@@ -11,10 +11,17 @@ from vgd.config import AudioConfig
 CFG = AudioConfig()
 
 
-@pytest.mark.parametrize("ext,fmt,subtype", [
-    (".wav", "WAV", "PCM_16"), (".wav", "WAV", "PCM_24"), (".wav", "WAV", "FLOAT"),
-    (".flac", "FLAC", "PCM_16"), (".ogg", "OGG", "VORBIS"), (".mp3", "MP3", "MPEG_LAYER_III"),
-])
+@pytest.mark.parametrize(
+    "ext,fmt,subtype",
+    [
+        (".wav", "WAV", "PCM_16"),
+        (".wav", "WAV", "PCM_24"),
+        (".wav", "WAV", "FLOAT"),
+        (".flac", "FLAC", "PCM_16"),
+        (".ogg", "OGG", "VORBIS"),
+        (".mp3", "MP3", "MPEG_LAYER_III"),
+    ],
+)
 def test_reads_common_formats(tmp_path, ext, fmt, subtype):
     path = tmp_path / f"a{ext}"
     sf.write(path, voice(150, 1.0), 16000, format=fmt, subtype=subtype)

@@ -17,9 +17,22 @@ def run(capsys, *argv):
 
 def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     manifest = write_toy_corpus(tmp_path / "toy", speakers=12, utterances=6)
-    code, out, _ = run(capsys, "train", "--manifest", manifest, "--out", tmp_path / "run",
-                       "--set", "optim.epochs=5", "--set", "data.crop_s=1.0", "--set",
-                       "model.width=8", "--set", "optim.batch_size=8")
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--manifest",
+        manifest,
+        "--out",
+        tmp_path / "run",
+        "--set",
+        "optim.epochs=5",
+        "--set",
+        "data.crop_s=1.0",
+        "--set",
+        "model.width=8",
+        "--set",
+        "optim.batch_size=8",
+    )
     assert code == 0 and "checkpoint:" in out
     model = tmp_path / "run" / "model.pt"
     code, out, _ = run(capsys, "evaluate", model, "--out", tmp_path / "eval")
@@ -32,8 +45,19 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
 
 
 def test_train_rerun_resumes_from_saved_state(toy_manifest, tmp_path, capsys):
-    args = ["train", "--manifest", toy_manifest, "--out", tmp_path / "r", "--set",
-            "optim.epochs=1", "--set", "data.crop_s=1.0", "--set", "model.width=4"]
+    args = [
+        "train",
+        "--manifest",
+        toy_manifest,
+        "--out",
+        tmp_path / "r",
+        "--set",
+        "optim.epochs=1",
+        "--set",
+        "data.crop_s=1.0",
+        "--set",
+        "model.width=4",
+    ]
     assert run(capsys, *args)[0] == 0
     assert (tmp_path / "r" / "state" / "state.pt").exists()
     code, _, err = run(capsys, *args[:-2], "--set", "model.width=6")
@@ -44,23 +68,35 @@ def test_train_rerun_resumes_from_saved_state(toy_manifest, tmp_path, capsys):
 def test_predict_exit_status_reports_failures(toy_model, tmp_path, capsys):
     save_audio(tmp_path / "ok.wav", voice(200, 2.0), 16000)
     (tmp_path / "bad.wav").write_text("not audio")
-    code, out, err = run(capsys, "predict", tmp_path, "--model", toy_model, "--format", "csv",
-                         "--out", tmp_path / "p.csv")
+    code, out, err = run(
+        capsys,
+        "predict",
+        tmp_path,
+        "--model",
+        toy_model,
+        "--format",
+        "csv",
+        "--out",
+        tmp_path / "p.csv",
+    )
     assert code == 1
     assert "failed: " in err and "bad.wav: not audio" in err and "1 of 2 file(s) failed" in err
     assert (tmp_path / "p.csv").read_text().count("\n") == 3
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["train", "--manifest", "nowhere.csv"], "nowhere.csv: no such manifest"),
-    (["train", "--set", "optim.lrr=1"], "optim.lrr: names no config field"),
-    (["train", "--set", "model.width=wide"], "model.width: expected an integer"),
-    (["train", "--config", "absent.yaml"], "absent.yaml: no such file"),
-    (["evaluate", "absent.pt"], "absent.pt: no such checkpoint"),
-    (["predict", "x.wav", "--model", "absent.pt"], "absent.pt: no such checkpoint"),
-    (["plot", "mel", "absent.wav"], "absent.wav: missing"),
-    (["data", "stats", "absent.csv"], "absent.csv: no such manifest"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--manifest", "nowhere.csv"], "nowhere.csv: no such manifest"),
+        (["train", "--set", "optim.lrr=1"], "optim.lrr: names no config field"),
+        (["train", "--set", "model.width=wide"], "model.width: expected an integer"),
+        (["train", "--config", "absent.yaml"], "absent.yaml: no such file"),
+        (["evaluate", "absent.pt"], "absent.pt: no such checkpoint"),
+        (["predict", "x.wav", "--model", "absent.pt"], "absent.pt: no such checkpoint"),
+        (["plot", "mel", "absent.wav"], "absent.wav: missing"),
+        (["data", "stats", "absent.csv"], "absent.csv: no such manifest"),
+    ],
+)
 def test_failures_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, *argv)
@@ -85,6 +121,16 @@ def test_data_stats_and_config(toy_manifest, tmp_path, capsys):
 def test_plot_mel(tmp_path, capsys):
     save_audio(tmp_path / "f.wav", voice(210, 1.0), 16000)
     save_audio(tmp_path / "m.wav", voice(100, 1.0), 16000)
-    code, _, _ = run(capsys, "plot", "mel", tmp_path / "f.wav", tmp_path / "m.wav",
-                     "--titles", "female", "male", "--out", tmp_path / "mel.png")
+    code, _, _ = run(
+        capsys,
+        "plot",
+        "mel",
+        tmp_path / "f.wav",
+        tmp_path / "m.wav",
+        "--titles",
+        "female",
+        "male",
+        "--out",
+        tmp_path / "mel.png",
+    )
     assert code == 0 and (tmp_path / "mel.png").stat().st_size > 5000

@@ -65,7 +65,10 @@ def test_field_paths_cover_every_leaf():
 
 def test_parse_override_uses_yaml_values():
     assert apply_overrides(TrainConfig(), dict([parse_override("optim.lr=1e-3")])).optim.lr == 1e-3
-    assert parse_override("data.train_splits=[train, val]") == ("data.train_splits", ["train", "val"])
+    assert parse_override("data.train_splits=[train, val]") == (
+        "data.train_splits",
+        ["train", "val"],
+    )
     with pytest.raises(ConfigError):
         parse_override("no-equals-sign")
 

@@ -14,7 +14,7 @@ LABELS = ("female", "male")
 
 def test_metrics_match_hand_computation():
     targets = np.array([0, 0, 0, 0, 1, 1])
-    probs = np.array([[.9, .1], [.8, .2], [.6, .4], [.3, .7], [.2, .8], [.4, .6]])
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8], [0.4, 0.6]])
     m = compute_metrics(targets, probs, LABELS, speakers=["a", "a", "b", "b", "c", "c"])
     assert m["accuracy"] == pytest.approx(5 / 6)
     assert m["balanced_accuracy"] == pytest.approx((3 / 4 + 1) / 2)
@@ -28,13 +28,13 @@ def test_metrics_match_hand_computation():
 
 def test_unreadable_clips_are_excluded():
     targets = np.array([0, IGNORE, 1])
-    probs = np.array([[.9, .1], [np.nan, np.nan], [.1, .9]])
+    probs = np.array([[0.9, 0.1], [np.nan, np.nan], [0.1, 0.9]])
     m = compute_metrics(targets, probs, LABELS)
     assert m["n_clips"] == 2 and m["accuracy"] == 1.0
 
 
 def test_single_class_has_no_auc():
-    m = compute_metrics(np.array([1, 1]), np.array([[.1, .9], [.6, .4]]), LABELS)
+    m = compute_metrics(np.array([1, 1]), np.array([[0.1, 0.9], [0.6, 0.4]]), LABELS)
     assert m["roc_auc"] is None and m["balanced_accuracy"] == 0.5
     assert "n/a" in format_metrics(m)
 

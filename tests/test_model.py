@@ -36,7 +36,9 @@ def test_gain_invariance_with_normalisation():
     assert torch.allclose(fe(w), fe(w * 10), atol=1e-3)
 
 
-@pytest.mark.parametrize("n_blocks,kernel,pooling", [(1, 3, "avg"), (4, 5, "max"), (6, 7, "avgmax")])
+@pytest.mark.parametrize(
+    "n_blocks,kernel,pooling", [(1, 3, "avg"), (4, 5, "max"), (6, 7, "avgmax")]
+)
 def test_network_maps_waveforms_to_logits(n_blocks, kernel, pooling):
     m = VoiceGenderNet(FeatureConfig(), ModelConfig(n_blocks, 8, kernel, 0.1, pooling), 16000, 2)
     out = m(torch.randn(4, 24000))
@@ -52,7 +54,9 @@ def test_wider_means_more_parameters():
 
 def test_specaugment_masks_bands_and_frames():
     x = torch.ones(8, 1, 64, 200)
-    y = SpecAugment(AugmentConfig(freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=30))(x)
+    y = SpecAugment(
+        AugmentConfig(freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=30)
+    )(x)
     assert y.shape == x.shape and (y == 0).any() and (y == 1).any()
     assert torch.equal(SpecAugment(AugmentConfig(freq_masks=0, time_masks=0))(x), x)
 

@@ -17,7 +17,10 @@ def corpus(n_female=20, n_male=60, utts=3):
     clips = []
     for label, n in (("female", n_female), ("male", n_male)):
         for s in range(n):
-            clips += [Clip(f"/x/{label}{s}_{u}.wav", label, f"{label[0]}{s}", 2.0, "c") for u in range(utts)]
+            clips += [
+                Clip(f"/x/{label}{s}_{u}.wav", label, f"{label[0]}{s}", 2.0, "c")
+                for u in range(utts)
+            ]
     return clips
 
 
@@ -53,12 +56,18 @@ def test_too_few_speakers_is_a_clear_error():
 
 
 def test_same_speaker_id_in_two_corpora_is_two_speakers():
-    clips = [Clip("/a.wav", "male", "19", 1, "librispeech"), Clip("/b.wav", "male", "19", 1, "vctk")]
+    clips = [
+        Clip("/a.wav", "male", "19", 1, "librispeech"),
+        Clip("/b.wav", "male", "19", 1, "vctk"),
+    ]
     assert len({speaker_key(c) for c in clips}) == 2
 
 
 def test_ensure_splits_rejects_a_leaking_manifest():
-    clips = [Clip("/a.wav", "male", "s1", 1, "c", "train"), Clip("/b.wav", "male", "s1", 1, "c", "test")]
+    clips = [
+        Clip("/a.wav", "male", "s1", 1, "c", "train"),
+        Clip("/b.wav", "male", "s1", 1, "c", "test"),
+    ]
     with pytest.raises(ManifestError, match="'s1'.*both 'train' and 'test'"):
         ensure_splits(clips)
 
@@ -80,8 +89,10 @@ def test_folds_are_speaker_disjoint_and_stratified():
 
 def test_manifest_round_trip_with_relative_paths(tmp_path):
     (tmp_path / "d").mkdir()
-    clips = [Clip(str(tmp_path / "d" / "a.wav"), "female", "s1", 1.25, "c", "train"),
-             Clip("/elsewhere/b.wav", "male", "s2", 2.5, "c", "test")]
+    clips = [
+        Clip(str(tmp_path / "d" / "a.wav"), "female", "s1", 1.25, "c", "train"),
+        Clip("/elsewhere/b.wav", "male", "s2", 2.5, "c", "test"),
+    ]
     path = write_manifest(clips, tmp_path / "m.csv")
     text = path.read_text()
     assert "d/a.wav" in text and str(tmp_path) not in text

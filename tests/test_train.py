@@ -11,9 +11,15 @@ from vgd.train import save_outputs, train
 
 def toy_config(manifest, tmp_path, **extra):
     overrides = {
-        "data.manifest": str(manifest), "data.crop_s": 1.0, "data.cache_dir": str(tmp_path / "cache"),
-        "optim.epochs": 4, "optim.batch_size": 8, "optim.patience": 0, "model.width": 8,
-        "split.val_fraction": 0.2, "split.test_fraction": 0.2,
+        "data.manifest": str(manifest),
+        "data.crop_s": 1.0,
+        "data.cache_dir": str(tmp_path / "cache"),
+        "optim.epochs": 4,
+        "optim.batch_size": 8,
+        "optim.patience": 0,
+        "model.width": 8,
+        "split.val_fraction": 0.2,
+        "split.test_fraction": 0.2,
     }
     return apply_overrides(TrainConfig(), {**overrides, **extra})
 
@@ -71,15 +77,21 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(toy_manifest, tmp_path):
 
 def test_callbacks_get_one_metrics_dict_per_epoch(toy_manifest, tmp_path):
     seen = []
-    train(toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2}), callbacks=[seen.append],
-          progress=False)
+    train(
+        toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2}),
+        callbacks=[seen.append],
+        progress=False,
+    )
     assert len(seen) == 2
     assert {"epoch", "train_loss", "val_loss", "val_balanced_accuracy", "lr"} <= set(seen[0])
 
 
 def test_no_validation_trains_the_full_schedule(toy_manifest, tmp_path):
-    cfg = toy_config(toy_manifest, tmp_path, **{
-        "optim.epochs": 2, "data.val_split": "", "data.train_splits": ["train", "val"]})
+    cfg = toy_config(
+        toy_manifest,
+        tmp_path,
+        **{"optim.epochs": 2, "data.val_split": "", "data.train_splits": ["train", "val"]},
+    )
     result = train(cfg, progress=False)
     assert result.best_epoch == 2 and "val_loss" not in result.history[-1]
 

@@ -7,6 +7,7 @@ spaces and ``params.yaml`` use.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -282,10 +283,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return int(value)
     if hint is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, found {value!r}")
         return float(value)

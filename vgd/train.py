@@ -107,6 +107,8 @@ def _datasets(config: TrainConfig, clips: Sequence[Clip]) -> _Data:
         seed=config.seed,
     )
     val_clips = select(clips, [d.val_split]) if d.val_split else []
+    if d.val_split and not val_clips:
+        raise ManifestError(f"{d.manifest}: no clips in validation split {d.val_split!r}")
     val = (
         AudioDataset(
             val_clips,

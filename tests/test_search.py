@@ -1,0 +1,238 @@
+"""The search harness end to end (Ray starts in a subprocess, as a user runs it): smoke search,
+failing trials, Ctrl-C and SIGKILL with resume, and a two-node cluster on loopback."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import write_toy_corpus
+from vgd.checkpoint import load_checkpoint
+from vgd.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = [sys.executable, str(ROOT / "search" / "run.py")]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_toy_corpus(tmp_path_factory.mktemp("search_corpus"), speakers=12, utterances=4)
+
+
+def search(tmp_path, corpus, *args, timeout=240, env=None):
+    cmd = [
+        *RUN,
+        "--manifest",
+        str(corpus),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *args,
+    ]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def trials(out_dir):
+    with open(out_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_search_writes_every_result(tmp_path, corpus):
+    start = time.monotonic()
+    proc = search(tmp_path, corpus, "--space", "smoke")
+    wall = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "smoke"
+    rows = trials(out)
+    assert len(rows) == 4 and {r["status"] for r in rows} <= {"completed", "stopped"}
+    assert rows[0]["optim.lr"] == "0.003"  # the default configuration runs first
+    best = load_config(out / "best_config.yaml")
+    assert best.data.manifest == str(corpus)
+    loaded = load_checkpoint(out / "best_model.pt")
+    assert loaded.config.model.width in (4, 8)
+    assert (out / "search.png").stat().st_size > 5000
+    assert "tensorboard --logdir" in proc.stdout and "best val_balanced_accuracy" in proc.stdout
+    assert "[search " in proc.stderr  # the live progress line
+    events = list((out / "ray").rglob("events.out.tfevents.*"))
+    assert len(events) == 4
+    assert wall < 180, f"smoke search took {wall:.0f} s"
+
+
+def test_failing_trials_are_retried_then_recorded(tmp_path, corpus):
+    space = tmp_path / "faulty.yaml"
+    space.write_text(
+        yaml.safe_dump(
+            {
+                "budget": {"num_samples": 4},
+                "base": {
+                    "optim.epochs": 1,
+                    "model.width": 4,
+                    "model.n_blocks": 2,
+                    "data.crop_s": 1.0,
+                },
+                # a validation split that does not exist makes a trial raise
+                "parameters": {"data.val_split": {"categorical": ["val", "holdout"]}},
+            }
+        )
+    )
+    proc = search(
+        tmp_path,
+        corpus,
+        "--space",
+        str(space),
+        "--sampler",
+        "random",
+        "--seed",
+        "3",
+        "--max-failures",
+        "1",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = trials(tmp_path / "results" / "faulty")
+    failed = [r for r in rows if r["status"] == "failed"]
+    ok = [r for r in rows if r["status"] == "completed"]
+    assert len(rows) == 4 and failed and ok
+    for r in failed:
+        assert r["data.val_split"] == "holdout" and r["failures"] == "2"
+        assert "no clips in validation split 'holdout'" in r["error"]
+
+
+def _wait_for(predicate, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _finished_trials(ray_dir):
+    done = 0
+    for result in ray_dir.rglob("result.json"):
+        if '"done": true' in result.read_text():
+            done += 1
+    return done
+
+
+def _start(tmp_path, corpus, name, samples):
+    cmd = [
+        *RUN,
+        "--space",
+        "smoke",
+        "--name",
+        name,
+        "--num-samples",
+        str(samples),
+        "--max-concurrent",
+        "1",
+        "--manifest",
+        str(corpus),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _resume(tmp_path, name):
+    return subprocess.run(
+        [*RUN, "--name", name, "--resume", "--results-dir", str(tmp_path / "results")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+
+
+def _results_per_trial(ray_dir):
+    return {
+        p.parent.name.split("_")[2]: p.read_text().count("\n") for p in ray_dir.rglob("result.json")
+    }
+
+
+def test_sigkill_then_resume_accounts_for_every_trial_once(tmp_path, corpus):
+    proc = _start(tmp_path, corpus, "killed", 6)
+    ray_dir = tmp_path / "results" / "killed" / "ray"
+    assert _wait_for(lambda: _finished_trials(ray_dir) >= 2, 180), proc.communicate()[1][-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, as in a crash
+    proc.wait()
+    before = _results_per_trial(ray_dir)
+    assert _finished_trials(ray_dir) < 6
+    resumed = _resume(tmp_path, "killed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = trials(tmp_path / "results" / "killed")
+    assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
+    assert all(r["status"] == "completed" and r["epochs"] == "2" for r in rows)
+    after = _results_per_trial(ray_dir)
+    assert len(after) == 6
+    for trial_id, lines in before.items():
+        if lines == 2:  # finished before the kill: not run again
+            assert after[trial_id] == 2, trial_id
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, corpus):
+    proc = _start(tmp_path, corpus, "interrupted", 6)
+    ray_dir = tmp_path / "results" / "interrupted" / "ray"
+    assert _wait_for(lambda: _finished_trials(ray_dir) >= 1, 180)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--name interrupted --resume" in out
+    resumed = _resume(tmp_path, "interrupted")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = trials(tmp_path / "results" / "interrupted")
+    assert len(rows) == 6 and all(r["status"] == "completed" for r in rows)
+
+
+def test_search_on_a_two_node_cluster_over_loopback(tmp_path, corpus):
+    port = "6399"
+    env = {
+        **os.environ,
+        "CPUS_PER_NODE": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    script = ROOT / "scripts" / "ray_cluster.sh"
+    started = subprocess.run(
+        [str(script), "local", port], env=env, capture_output=True, text=True, timeout=120
+    )
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        proc = search(
+            tmp_path,
+            corpus,
+            "--space",
+            "smoke",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--max-concurrent",
+            "2",
+            env={"RAY_AUTH_MODE": "token"},
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        nodes = {r["node_id"] for r in trials(tmp_path / "results" / "smoke")}
+        assert len(nodes) == 2, nodes
+    finally:
+        subprocess.run([str(script), "stop"], env=env, capture_output=True, timeout=120)
