@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,12 +22,23 @@ from vgd.config import (
     parse_override,
     save_config,
 )
-from vgd.manifest import ManifestError
+from vgd.corpora import SOURCES, VALIDATE
+from vgd.manifest import ManifestError, format_stats
+from vgd.registry import Registry, RegistryError
 
 log = logging.getLogger("vgd")
 
-EXPECTED_ERRORS = (ConfigError, ManifestError, AudioError, CheckpointError, FileNotFoundError)
+EXPECTED_ERRORS = (
+    ConfigError,
+    ManifestError,
+    AudioError,
+    CheckpointError,
+    RegistryError,  # PromotionError included
+    FileNotFoundError,
+)
 DEFAULT_SYNTH_DIR = "data/synth"
+DEFAULT_REGISTRY = "models"  # or $VGD_MODELS
+PIPELINE_MODEL = "results/pipeline/model.pt"  # the DVC pipeline's output (metrics in eval/)
 
 
 def _overrides(items: Sequence[str] | None) -> dict:
@@ -44,7 +56,6 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from vgd.manifest import format_stats
     from vgd.synth import SynthConfig, generate_corpus
 
     config = SynthConfig(
@@ -58,7 +69,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 def cmd_data_build(args: argparse.Namespace) -> int:
     from vgd.corpora import build
-    from vgd.manifest import format_stats, write_manifest
+    from vgd.manifest import write_manifest
     from vgd.splits import assign_splits
 
     result = build(args.source, args.root, validate=args.validate, progress=not args.quiet)
@@ -131,7 +142,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from vgd.io import atomic_write_text
     from vgd.predict import format_predictions, predict_paths
 
-    loaded = load_checkpoint(args.model, device="cpu")
+    loaded = load_checkpoint(args.model or _promoted_model(args), device="cpu")
     preds = predict_paths(
         loaded,
         args.paths,
@@ -151,6 +162,86 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"{len(failed)} of {len(preds)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    return Registry(args.registry or os.environ.get("VGD_MODELS") or DEFAULT_REGISTRY)
+
+
+def _promoted_model(args: argparse.Namespace) -> Path:
+    registry = _registry(args)
+    version = registry.current_version()
+    if version is None:
+        raise RegistryError(
+            f"no promoted model in {registry.root}/; pass --model or run vgd promote"
+        )
+    log.info("using promoted model %s (%s)", version.name, version.model)
+    return version.model
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.rollback:
+        if args.checkpoint:
+            raise RegistryError("--rollback takes no checkpoint: it restores the previous version")
+        v = registry.rollback()
+        print(f"rolled back: current model is {v.name} ({v.metric} {v.score:.4f}), {v.model}")
+        return 0
+    checkpoint = args.checkpoint or PIPELINE_MODEL
+    if not args.checkpoint and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: no pipeline output; pass a CHECKPOINT")
+    v = registry.promote(
+        checkpoint, args.metrics, metric=args.metric, force=args.force, manifest=args.manifest
+    )
+    i = v.info
+    print(
+        f"promoted {checkpoint} as {v.name}: {v.metric} {v.score:.4f}; data "
+        f"{i['data_version'][:10]} ({i['data_version_source']}); commit {i['git_commit']}"
+    )
+    print(f"model: {v.model}\ncard: {v.path / 'MODEL_CARD.md'}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from vgd.registry import format_versions
+
+    registry = _registry(args)
+    versions = registry.versions()
+    if not versions:
+        print(f"no models in {registry.root}/ (run vgd promote)")
+        return 0
+    current = registry.current_version()
+    print(format_versions(versions, current.name if current else None))
+    return 0
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from vgd import pipeline
+
+    params = pipeline.load_params(args.params)
+    if args.stage == "data":
+        data = pipeline.stage_data(params, progress=not args.quiet)
+        for line in data.failures:
+            print(f"left out: {line}", file=sys.stderr)
+        print(f"wrote {data.manifest}")
+        print(format_stats(data.clips))
+        return 0
+    if args.stage == "retrain":
+        out = Path(args.search_dir)
+        paths = pipeline.stage_retrain(
+            params, out / "best_config.yaml", out / "summary.json", progress=not args.quiet
+        )
+        print(f"checkpoint: {paths['model']}\ncurves: {paths['curves']}")
+        return 0
+    from vgd.evaluate import format_metrics
+
+    metrics, paths = pipeline.stage_evaluate(params, Path(params.retrain.out) / "model.pt")
+    print(format_metrics(metrics))
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
+    return 1 if metrics["n_unreadable"] else 0
 
 
 def cmd_plot_mel(args: argparse.Namespace) -> int:
@@ -215,6 +306,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", help="manifest CSV (overrides data.manifest)")
 
 
+def _add_registry_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry", help=f"model registry folder (default: $VGD_MODELS or {DEFAULT_REGISTRY})"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vgd", description="Voice gender detection from speech.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -232,10 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_synth)
 
     p = data.add_parser("build", help="build a manifest from a labelled speech corpus")
-    p.add_argument("source", choices=["folder", "csv", "librispeech", "vctk", "commonvoice"])
-    p.add_argument("root", help="corpus root (or the CSV, for source csv)")
+    p.add_argument("source", choices=list(SOURCES))
+    p.add_argument("root", help="corpus root (or the CSV/TSV, for sources csv and common_voice)")
     p.add_argument("--out", required=True, help="manifest CSV to write")
-    p.add_argument("--validate", choices=["decode", "header", "none"], default="decode")
+    p.add_argument(
+        "--validate",
+        choices=VALIDATE,
+        default="decode",
+        help="decode: catch silent and too-short files too; header: faster; none: trust metadata",
+    )
     p.add_argument("--no-split", dest="split", action="store_false", help="leave splits empty")
     p.add_argument("--val-fraction", type=float, default=SplitConfig.val_fraction)
     p.add_argument("--test-fraction", type=float, default=SplitConfig.test_fraction)
@@ -263,12 +365,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify audio files, folders and long recordings")
     p.add_argument("paths", nargs="+")
-    p.add_argument("--model", required=True, help="checkpoint (model.pt)")
+    p.add_argument("--model", help="checkpoint (default: the registry's promoted model)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--out", help="write to this file instead of standard output")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
+    _add_registry_arg(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "promote",
+        help="add an evaluated checkpoint to the model registry (refused if it scores worse)",
+    )
+    p.add_argument("checkpoint", nargs="?", help=f"model.pt (default: {PIPELINE_MODEL})")
+    p.add_argument(
+        "--metrics", help="metrics.json (default: beside the checkpoint, then in eval/ beside it)"
+    )
+    p.add_argument("--metric", default="balanced_accuracy", help="the score that must not drop")
+    p.add_argument("--force", action="store_true", help="promote even if worse")
+    p.add_argument("--manifest", help="manifest it was trained on (default: from its config)")
+    p.add_argument("--rollback", action="store_true", help="restore the previous version")
+    _add_registry_arg(p)
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("models", help="list the registry's versions (* marks the current one)")
+    _add_registry_arg(p)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("pipeline", help="one stage of the DVC pipeline (dvc.yaml runs these)")
+    p.add_argument("stage", choices=["data", "retrain", "evaluate"])
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument(
+        "--search-dir",
+        default="results/search/pipeline",
+        help="where the search stage left best_config.yaml and summary.json",
+    )
+    p.set_defaults(func=cmd_pipeline)
 
     plot = sub.add_parser("plot", help="figures").add_subparsers(dest="plot_command", required=True)
     p = plot.add_parser("mel", help="log-mel spectrograms of files, side by side")

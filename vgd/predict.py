@@ -95,6 +95,7 @@ def predict_paths(
     batch: list[tuple[int, np.ndarray]] = []
     bar = Progress(len(files), "predicting", unit="files", enabled=progress)
 
+    @torch.inference_mode()
     def flush() -> None:
         if batch:
             waves = torch.from_numpy(np.stack([w for _, w in batch])).to(dev)

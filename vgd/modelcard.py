@@ -1,0 +1,205 @@
+"""MODEL_CARD.md for a promoted model: data, metrics, config, intended use and limits, provenance.
+
+Pure text from objects: the registry gathers the inputs and writes the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from vgd.checkpoint import LoadedModel
+from vgd.config import TrainConfig, to_dict
+from vgd.manifest import Clip, LabelStats, stats
+from vgd.model import count_parameters
+from vgd.splits import select
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """Clips, speakers and hours per label for the parts of a manifest a model saw."""
+
+    manifest: str
+    corpora: tuple[LabelStats, ...]  # one row per corpus (the ``label`` field holds its name)
+    parts: tuple[tuple[str, tuple[LabelStats, ...]], ...]  # ("training (train, val)", rows)
+
+
+def summarize_data(
+    clips: Sequence[Clip], config: TrainConfig, test_split: str = "test"
+) -> DataSummary:
+    """Per-label statistics of the training, validation and test clips of a split manifest."""
+    train_splits = tuple(config.data.train_splits)
+    groups = [(f"training ({', '.join(train_splits)})", select(clips, train_splits))]
+    if config.data.val_split and config.data.val_split not in train_splits:
+        groups.append(
+            (f"validation ({config.data.val_split})", select(clips, [config.data.val_split]))
+        )
+    groups.append((f"test ({test_split})", select(clips, [test_split])))
+    used = [c for _, part in groups for c in part]
+    corpora = sorted({c.corpus for c in used})
+    by_corpus = [
+        LabelStats(name or "(unnamed)", *_totals([c for c in used if c.corpus == name]))
+        for name in corpora
+    ]
+    return DataSummary(
+        manifest=config.data.manifest,
+        corpora=tuple(by_corpus),
+        parts=tuple((name, tuple(stats(part))) for name, part in groups if part),
+    )
+
+
+def _totals(clips: Sequence[Clip]) -> tuple[int, int, float]:
+    row = stats(clips)[-1]
+    return row.clips, row.speakers, row.hours
+
+
+def model_card(
+    loaded: LoadedModel,
+    metrics: Mapping[str, Any],
+    data_stats: DataSummary,
+    version_info: Mapping[str, Any],
+) -> str:
+    """The markdown model card of a promoted version."""
+    name = version_info.get("version", "")
+    labels = ", ".join(loaded.labels)
+    head = [
+        f"# Voice gender classifier {name}",
+        "",
+        f"A log-mel CNN ({count_parameters(loaded.model):,} parameters) that labels a speech "
+        f"recording as one of: {labels}. Promoted {version_info.get('created', '')} on "
+        f"{version_info.get('metric')} = {_num(version_info.get('score'))}.",
+    ]
+    sections = [
+        head,
+        _data_section(data_stats, version_info),
+        _metrics_section(metrics),
+        _config_section(loaded.config),
+        _use_section(loaded, metrics, data_stats),
+        _provenance_section(loaded, version_info),
+    ]
+    return "\n\n".join("\n".join(s) for s in sections) + "\n"
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.{digits}f}"
+    return "n/a"
+
+
+def _data_section(data: DataSummary, info: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "## Data",
+        "",
+        f"Manifest `{info.get('manifest', data.manifest)}`, data version "
+        f"`{info.get('data_version', '?')}` ({info.get('data_version_source', '?')}).",
+        "",
+        "| corpus | clips | speakers | hours |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {r.label} | {r.clips} | {r.speakers} | {r.hours:.2f} |" for r in data.corpora]
+    lines += ["", "| part | gender | clips | speakers | hours |", "|---|---|---:|---:|---:|"]
+    for part, rows in data.parts:
+        lines += [
+            f"| {part} | {r.label} | {r.clips} | {r.speakers} | {r.hours:.2f} |" for r in rows
+        ]
+    return lines
+
+
+def _metrics_section(m: Mapping[str, Any]) -> list[str]:
+    unreadable = m.get("n_unreadable") or 0
+    lines = [
+        "## Metrics",
+        "",
+        f"On {m.get('n_clips', '?')} evaluation clips from {m.get('n_speakers', '?')} speakers "
+        "(vgd evaluate and the pipeline score the test split: speakers never heard in training)"
+        + (f"; {unreadable} unreadable clip(s) left out." if unreadable else "."),
+        "",
+        "| metric | value |",
+        "|---|---:|",
+        f"| accuracy | {_num(m.get('accuracy'))} |",
+        f"| balanced accuracy | {_num(m.get('balanced_accuracy'))} |",
+        f"| macro F1 | {_num(m.get('f1_macro'))} |",
+        f"| ROC-AUC | {_num(m.get('roc_auc'))} |",
+        f"| speaker-level accuracy | {_num(m.get('speaker_accuracy'))} |",
+        f"| speaker-level balanced accuracy | {_num(m.get('speaker_balanced_accuracy'))} |",
+        "",
+        "| gender | precision | recall | F1 | clips |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, c in (m.get("per_class") or {}).items():
+        lines.append(
+            f"| {label} | {_num(c.get('precision'))} | {_num(c.get('recall'))} "
+            f"| {_num(c.get('f1'))} | {c.get('support', '?')} |"
+        )
+    lines.append("")
+    lines.append(
+        "Speaker-level accuracy pools each speaker's clip probabilities into one decision."
+    )
+    return lines
+
+
+def _config_section(config: TrainConfig) -> list[str]:
+    text = yaml.safe_dump(to_dict(config), sort_keys=False).rstrip()
+    return ["## Config", "", "```yaml", text, "```"]
+
+
+def _use_section(loaded: LoadedModel, metrics: Mapping[str, Any], data: DataSummary) -> list[str]:
+    labels = " or ".join(f'"{x}"' for x in loaded.labels)
+    corpora = ", ".join(r.label for r in data.corpora) or "the training corpora"
+    lines = [
+        "## Intended use",
+        "",
+        "Estimating the perceived voice category of adult speech in aggregate: describing or "
+        "balancing speech corpora, and research on speech technology. Not for inferring, "
+        "verifying or recording any person's gender identity, and not for decisions about "
+        "individuals.",
+        "",
+        "## Limits",
+        "",
+        f"- **A binary label.** The model always answers {labels}. Speakers who are neither "
+        "female nor male, non-binary people and people whose voice does not match their gender "
+        "still receive one of these labels; its probabilities measure how the voice resembles the "
+        "training voices, not anyone's gender.",
+        "- **Children's voices.** Not labelled as a group in the training data and not "
+        "evaluated; children's higher pitch and shorter vocal tracts overlap adult female "
+        "voices, so many children are likely to be labelled female whatever their gender.",
+        "- **Recording conditions unlike the training data.** Measured on held-out speakers of "
+        f"{corpora}; other microphones, telephone or compressed audio, noise, reverberation, "
+        f"languages, accents or ages can lower accuracy. Clips much shorter than the "
+        f"{loaded.config.data.crop_s:g} s training window carry less evidence.",
+    ]
+    recall = {k: v.get("recall") for k, v in (metrics.get("per_class") or {}).items()}
+    known = {k: v for k, v in recall.items() if isinstance(v, (int, float))}
+    if len(known) >= 2:
+        low, high = min(known, key=known.get), max(known, key=known.get)
+        if known[high] - known[low] >= 0.02:
+            lines.append(
+                f"- **Unequal errors.** Recall is {_num(known[low], 3)} for {low} and "
+                f"{_num(known[high], 3)} for {high} voices on the test set."
+            )
+    if any(r.label == "synth" for r in data.corpora):
+        lines.append(
+            "- **Synthetic training data.** The `synth` corpus is generated voices, not "
+            "recordings of people: these metrics say nothing about accuracy on real speech."
+        )
+    return lines
+
+
+def _provenance_section(loaded: LoadedModel, info: Mapping[str, Any]) -> list[str]:
+    rows = [
+        ("version", info.get("version")),
+        ("promoted", info.get("created")),
+        ("source checkpoint", info.get("source")),
+        ("source metrics", info.get("source_metrics")),
+        ("checkpoint sha256", info.get("sha256")),
+        ("git commit", info.get("git_commit")),
+        ("data version", f"{info.get('data_version')} ({info.get('data_version_source')})"),
+        ("vgd version (trained / promoted)", f"{loaded.vgd_version} / {info.get('vgd_version')}"),
+    ]
+    if info.get("forced"):
+        rows.append(("forced", "yes: promoted with --force, without the usual checks"))
+    lines = ["## Provenance", "", "| | |", "|---|---|"]
+    return lines + [f"| {k} | `{v}` |" for k, v in rows]
