@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -215,10 +216,16 @@ def ensure_default_corpus(cfg: SearchConfig) -> None:
         generate_corpus(Path(manifest).parent, SynthConfig())
 
 
-def run_search(cfg: SearchConfig, resume: bool = False) -> SearchOutcome:
-    """Run (or resume) a search end to end and write its results under ``cfg.out_dir``."""
+def run_search(cfg: SearchConfig, resume: bool = False, overwrite: bool = False) -> SearchOutcome:
+    """Run (or resume) a search end to end and write its results under ``cfg.out_dir``.
+
+    A new search refuses to start over an earlier one of the same name (whose trials would mix
+    with its own) unless ``overwrite``, which deletes the earlier Ray experiment first.
+    """
     if resume:
         cfg = load_settings(cfg)
+    else:
+        _clear_previous(cfg, overwrite)
     space, base = base_config(cfg, cfg.space)
     num_samples = cfg.num_samples or space.num_samples
     data = prepare_data(base, cfg)
@@ -254,6 +261,19 @@ def run_search(cfg: SearchConfig, resume: bool = False) -> SearchOutcome:
         f"tensorboard --logdir {exp_dir}",
         summary,
     )
+
+
+def _clear_previous(cfg: SearchConfig, overwrite: bool) -> None:
+    exp_dir = cfg.ray_dir / EXPERIMENT
+    if not exp_dir.exists():
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"{exp_dir}: a search named {cfg.run_name!r} is already here; resume it with "
+            f"--name {cfg.run_name} --resume, choose another --name, or pass --overwrite"
+        )
+    log.warning("overwriting the earlier search in %s", exp_dir)
+    shutil.rmtree(exp_dir)
 
 
 def _summary(rows, space, cfg, seconds, data, interrupted, num_samples) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from search.config import SAMPLERS, SCHEDULERS, SearchConfig
 from vgd.checkpoint import CheckpointError
-from vgd.config import ConfigError
+from vgd.config import ConfigError, from_dict
 from vgd.manifest import ManifestError
 
 
@@ -44,10 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--top-k", type=int, default=d.top_k)
     p.add_argument("--resume", action="store_true", help="continue the interrupted search --name")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier search --name")
+    p.add_argument(
+        "--params",
+        default="",
+        help="take every setting from this YAML's `search` section (DVC's params.yaml)",
+    )
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    if args.params:
+        return params_search_config(args.params)
     return SearchConfig(
         space=args.space,
         name=args.name,
@@ -70,6 +78,15 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     )
 
 
+def params_search_config(path: str) -> SearchConfig:
+    """The ``search`` section of params.yaml; the manifest defaults to the data stage's."""
+    from vgd.pipeline import load_params
+
+    params = load_params(path)
+    section = {"manifest": str(params.data.manifest), **params.search}
+    return from_dict(SearchConfig, section, "search.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, run or resume the search, print the report; the exit status says how it went."""
     from search.harness import describe, ensure_default_corpus, run_search
@@ -79,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config_from_args(args)
         if not args.resume:
             ensure_default_corpus(cfg)
-        outcome = run_search(cfg, resume=args.resume)
+        outcome = run_search(cfg, resume=args.resume, overwrite=args.overwrite)
     except (ConfigError, ManifestError, CheckpointError) as e:
         print(f"search: error: {e}", file=sys.stderr)
         return 2

@@ -72,6 +72,10 @@ def test_smoke_search_writes_every_result(tmp_path, corpus):
     assert len(events) == 4
     assert wall < 180, f"smoke search took {wall:.0f} s"
 
+    again = search(tmp_path, corpus, "--space", "smoke")  # same name, no --resume/--overwrite
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert len(trials(out)) == 4  # the earlier search is untouched
+
 
 def test_failing_trials_are_retried_then_recorded(tmp_path, corpus):
     space = tmp_path / "faulty.yaml"
