@@ -148,8 +148,10 @@ class Trainer:
         clips: Sequence[Clip] | None = None,
         state_dir: str | Path | None = None,
         progress: bool = True,
+        init_state: dict[str, torch.Tensor] | None = None,
     ):
         self.config = config
+        self.init_state = init_state  # starting weights (fine-tuning); a resumed run overrides
         self.labels = tuple(config.data.labels)
         self.clips, self.unreadable = usable_clips(load_clips(config, clips), config, progress)
         self.state_dir = Path(state_dir) if state_dir else None
@@ -170,6 +172,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         data = _datasets(cfg, self.clips)
         model = build_model(cfg, len(self.labels)).to(self.device)
+        if self.init_state is not None:
+            model.load_state_dict(self.init_state)
         steps = math.ceil(len(data.train) / o.batch_size)
         optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         scheduler = _scheduler(cfg, optimizer, steps)
@@ -433,9 +437,13 @@ def train(
     callbacks: Iterable[Callback] = (),
     state_dir: str | Path | None = None,
     progress: bool = True,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train a model as ``config`` says; ``clips`` overrides the manifest named in the config."""
-    trainer = Trainer(config, clips, state_dir=state_dir, progress=progress)
+    """Train a model as ``config`` says; ``clips`` overrides the manifest named in the config.
+
+    ``init_state`` starts from given weights (e.g. a model trained on another corpus).
+    """
+    trainer = Trainer(config, clips, state_dir=state_dir, progress=progress, init_state=init_state)
     for cb in callbacks:
         trainer.add_callback(cb)
     return trainer.fit()

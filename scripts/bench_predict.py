@@ -1,0 +1,137 @@
+"""Prediction speed on the CPU: clips/s and real-time factor on 3-second clips (batch 1 and 64),
+and the time and peak memory of one 60-minute recording, which is streamed, never loaded whole.
+
+    python scripts/bench_predict.py [--model models/current.pt] [--threads 2] [--minutes 60]
+
+Without --model it measures the default architecture with fresh weights (speed does not depend
+on the weights). Prints measured numbers and writes them to results/bench/predict.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from vgd.checkpoint import LoadedModel, build_model, load_checkpoint, save_checkpoint
+from vgd.config import TrainConfig
+from vgd.io import atomic_write_json
+
+LABELS = ("female", "male")
+
+
+def default_model() -> LoadedModel:
+    config = TrainConfig()
+    return LoadedModel(build_model(config, len(LABELS)), config, LABELS, {}, "bench", "")
+
+
+def model_throughput(loaded: LoadedModel, batch: int, seconds: float = 3.0, n: int = 512) -> dict:
+    """Clips/s of the checkpoint's waveform → logits path on in-memory 3-s clips."""
+    model = loaded.model.eval()
+    rate = loaded.config.audio.sample_rate
+    waves = torch.randn(batch, int(seconds * rate)) * 0.1
+    steps = max(n // batch, 8)
+    with torch.inference_mode():
+        for _ in range(3):
+            model(waves)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model(waves)
+        elapsed = time.perf_counter() - start
+    clips_s = steps * batch / elapsed
+    return {"batch": batch, "clips_per_s": clips_s, "rtf": 1 / (clips_s * seconds)}
+
+
+def write_long_recording(path: Path, minutes: float, rate: int = 16000) -> None:
+    """A speech-like recording written chunk by chunk (so the benchmark itself stays small)."""
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(str(path), "w", rate, 1, format="FLAC") as f:
+        for second in range(int(minutes * 60)):
+            t = np.arange(rate) / rate + second
+            f0 = 110 + 30 * np.sin(second / 7)
+            wave = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 10))
+            f.write((0.05 * wave + 0.003 * rng.standard_normal(rate)).astype(np.float32))
+
+
+def long_recording(model_path: Path, audio: Path, threads: int) -> dict:
+    """Time and peak RSS of `vgd predict` on one long file, in a fresh process."""
+    code = (
+        "import sys, time, torch; torch.set_num_threads(int(sys.argv[3]));"
+        "from vgd.checkpoint import load_checkpoint; from vgd.predict import predict_paths;"
+        "m = load_checkpoint(sys.argv[1]); t = time.perf_counter();"
+        "p = predict_paths(m, [sys.argv[2]], progress=False)[0];"
+        "print(time.perf_counter() - t, p.label, p.windows, p.error)"
+    )
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(model_path), str(audio), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    wall = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "predict_seconds": float(out[0]),
+        "process_seconds": wall,
+        "peak_rss_mib": peak_mib,
+        "label": out[1],
+        "windows": int(out[2]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="", help="checkpoint (default: the default architecture)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--out", default="results/bench/predict.json")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    loaded = load_checkpoint(args.model) if args.model else default_model()
+    from vgd.model import count_parameters
+
+    report = {
+        "threads": args.threads,
+        "parameters": count_parameters(loaded.model),
+        "features": str(loaded.config.features),
+        "model": str(loaded.config.model),
+        "clips": [model_throughput(loaded, b) for b in (1, 64)],
+    }
+    for r in report["clips"]:
+        print(f"batch {r['batch']:>2}: {r['clips_per_s']:8.1f} clips/s  RTF {r['rtf']:.5f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = Path(args.model) if args.model else Path(tmp) / "model.pt"
+        if not args.model:
+            save_checkpoint(model_path, loaded.model, loaded.config, LABELS, {})
+        audio = Path(tmp) / "long.flac"
+        start = time.perf_counter()
+        write_long_recording(audio, args.minutes)
+        print(f"wrote a {args.minutes:.0f}-minute recording in {time.perf_counter() - start:.1f} s")
+        report["long"] = {
+            "minutes": args.minutes,
+            **long_recording(model_path, audio, args.threads),
+        }
+    r = report["long"]
+    print(
+        f"{args.minutes:.0f}-minute recording: {r['predict_seconds']:.1f} s to predict "
+        f"({r['process_seconds']:.1f} s with process start), peak memory "
+        f"{r['peak_rss_mib']:.0f} MiB, {r['windows']} windows"
+    )
+    atomic_write_json(args.out, report)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
