@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import voice, write_toy_corpus
+from conftest import TOY_FEATURES, voice, write_toy_corpus
 from vgd.audio import save_audio
 from vgd.cli import main
 
@@ -32,6 +32,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
         "model.width=8",
         "--set",
         "optim.batch_size=8",
+        *[f"--set={k}={v}" for k, v in TOY_FEATURES.items()],
     )
     assert code == 0 and "checkpoint:" in out
     model = tmp_path / "run" / "model.pt"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import write_toy_corpus
+from conftest import TOY_FEATURES, write_toy_corpus
 from vgd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vgd.config import ConfigError, TrainConfig, apply_overrides
 from vgd.train import save_outputs, train
@@ -18,6 +18,7 @@ def toy_config(manifest, tmp_path, **extra):
         "optim.batch_size": 8,
         "optim.patience": 0,
         "model.width": 8,
+        **TOY_FEATURES,
         "split.val_fraction": 0.2,
         "split.test_fraction": 0.2,
     }
