@@ -101,15 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results-dir", default="results/bench/search")
     p.add_argument("--cache-dir", default="cache/audio")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="VARIANT=DIR",
+        help="read a finished search instead of running it, e.g. tpe_asha=results/search/pipeline",
+    )
     args = p.parse_args(argv)
+    reuse = dict(item.split("=", 1) for item in args.reuse)
 
     results: dict = {"space": args.space, "num_samples": args.num_samples}
     for name, (sampler, scheduler) in VARIANTS.items():
-        wall = run_search(name, sampler, scheduler, args)
-        results[name] = {"process_seconds": wall, **read_search(Path(args.results_dir) / name)}
+        if name in reuse:
+            results[name] = {"reused": reuse[name], **read_search(Path(reuse[name]))}
+        else:
+            wall = run_search(name, sampler, scheduler, args)
+            results[name] = {"process_seconds": wall, **read_search(Path(args.results_dir) / name)}
         r = results[name]
         print(
-            f"{name}: {r['process_seconds']:.0f} s wall, outcomes {r['outcomes']}, best "
+            f"{name}: {r['wall_seconds']:.0f} s wall, outcomes {r['outcomes']}, best "
             f"{r['best']:.4f} vs default {r['default']:.4f}, Ray overhead "
             f"{r['ray_overhead_s_per_trial']:.1f} s/trial, {r['trial_epochs']} trial-epochs"
         )
