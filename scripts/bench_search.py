@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -45,13 +46,19 @@ def run_search(name: str, sampler: str, scheduler: str, args: argparse.Namespace
     return time.perf_counter() - start
 
 
-def read_search(out: Path) -> dict:
-    """Outcomes, best and default scores, overhead and trial-epochs of a finished search."""
+def read_search(out: Path, slots: int) -> dict:
+    """Outcomes, best and default scores, overhead and trial-epochs of a finished search.
+
+    Two overheads: inside each trial (its wall time minus vgd's training loop), and over the
+    whole search (slot-seconds the machine offered, ``slots`` × wall, minus all training time),
+    which also counts scheduling gaps, actor start-up and result processing.
+    """
     summary = json.loads((out / "summary.json").read_text())
     with open(out / "trials.csv") as f:
         rows = list(csv.DictReader(f))
     metric = "val_balanced_accuracy"
     overhead = [float(r["seconds"]) - float(r["train_seconds"]) for r in rows if r["seconds"]]
+    train_total = sum(float(r["train_seconds"] or 0) for r in rows)
     return {
         "wall_seconds": summary["wall_seconds"],
         "outcomes": summary["outcomes"],
@@ -59,6 +66,8 @@ def read_search(out: Path) -> dict:
         "default": (summary.get("default_trial") or {}).get(metric),
         "trial_epochs": sum(int(r["epochs"] or 0) for r in rows),
         "ray_overhead_s_per_trial": sum(overhead) / max(len(overhead), 1),
+        "idle_slot_s_per_trial": (slots * summary["wall_seconds"] - train_total)
+        / max(len(rows), 1),
         "data_prep_seconds": summary["data_prep_seconds"],
     }
 
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results-dir", default="results/bench/search")
     p.add_argument("--cache-dir", default="cache/audio")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--slots", type=int, default=os.cpu_count() or 1, help="trials run at once")
     p.add_argument(
         "--reuse",
         action="append",
@@ -114,15 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"space": args.space, "num_samples": args.num_samples}
     for name, (sampler, scheduler) in VARIANTS.items():
         if name in reuse:
-            results[name] = {"reused": reuse[name], **read_search(Path(reuse[name]))}
+            results[name] = {"reused": reuse[name], **read_search(Path(reuse[name]), args.slots)}
         else:
             wall = run_search(name, sampler, scheduler, args)
-            results[name] = {"process_seconds": wall, **read_search(Path(args.results_dir) / name)}
+            results[name] = {
+                "process_seconds": wall,
+                **read_search(Path(args.results_dir) / name, args.slots),
+            }
         r = results[name]
         print(
             f"{name}: {r['wall_seconds']:.0f} s wall, outcomes {r['outcomes']}, best "
             f"{r['best']:.4f} vs default {r['default']:.4f}, Ray overhead "
-            f"{r['ray_overhead_s_per_trial']:.1f} s/trial, {r['trial_epochs']} trial-epochs"
+            f"{r['ray_overhead_s_per_trial']:.1f} s/trial inside trials, "
+            f"{r['idle_slot_s_per_trial']:.1f} s/trial of idle slots, "
+            f"{r['trial_epochs']} trial-epochs"
         )
     manifest = args.manifest or "data/synth/manifest.csv"
     decode, cached = decode_pass_seconds(manifest, args.cache_dir)
