@@ -181,3 +181,39 @@ def test_dvc_repro_runs_the_pipeline_then_has_nothing_to_do(tmp_path):
 
     shown = _dvc(repo, "metrics", "show")
     assert shown.returncode == 0 and "balanced_accuracy" in shown.stdout
+
+    exp = _dvc(repo, "exp", "run", "-S", "evaluate.batch_size=16")
+    assert exp.returncode == 0, exp.stderr[-3000:]
+    assert "Running stage 'evaluate'" in exp.stdout and "Running stage 'search'" not in exp.stdout
+
+    _push_then_pull(repo, tmp_path / "remote")
+    _promote_then_predict(repo)
+
+
+def _push_then_pull(repo: Path, remote: Path) -> None:
+    """A local DVC remote round-trips the model and the data."""
+    model = repo / "results/pipeline/model.pt"
+    before = model.read_bytes()
+    assert _dvc(repo, "remote", "add", "-d", "local", str(remote)).returncode == 0
+    pushed = _dvc(repo, "push")
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(repo / "data" / "pipeline")
+    model.unlink()
+    pulled = _dvc(repo, "pull")
+    assert pulled.returncode == 0, pulled.stderr[-3000:]
+    assert model.read_bytes() == before and (repo / "data/pipeline/manifest.csv").exists()
+
+
+def _promote_then_predict(repo: Path) -> None:
+    """The pipeline's model becomes the default for `vgd predict`."""
+    vgd = [sys.executable, "-m", "vgd.cli"]
+    run = {"cwd": repo, "capture_output": True, "text": True}
+    promoted = subprocess.run([*vgd, "promote"], **run)
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    card = (repo / "models/v0001/MODEL_CARD.md").read_text()
+    assert "recall" in card.lower() and "children" in card.lower()
+    clip = next((repo / "data/pipeline/synth/female").rglob("*.flac"))
+    predicted = subprocess.run([*vgd, "predict", str(clip), "--format", "json"], **run)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert json.loads(predicted.stdout)[0]["label"] in ("female", "male")
