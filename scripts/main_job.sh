@@ -20,7 +20,7 @@ PY
 )
 vgd predict $examples
 
-cat <<TXT
+cat <<'TXT'
 
 results:     results/pipeline/eval/metrics.json (confusion.png, roc.png beside it)
 search:      results/search/pipeline/ (trials.csv, best_config.yaml, search.png)
