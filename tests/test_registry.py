@@ -15,13 +15,8 @@ from vgd.audio import save_audio
 from vgd.checkpoint import load_checkpoint, torch_load, torch_save
 from vgd.cli import main
 from vgd.evaluate import evaluate
-from vgd.registry import (
-    PromotionError,
-    Registry,
-    RegistryError,
-    find_data_version,
-    git_commit,
-)
+from vgd.provenance import find_data_version, git_commit
+from vgd.registry import PromotionError, Registry, RegistryError
 from vgd.train import load_clips
 
 

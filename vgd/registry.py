@@ -22,20 +22,18 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vgd import __version__
 from vgd.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import ManifestError, check_labels, read_manifest
 from vgd.modelcard import DataSummary, model_card, summarize_data
+from vgd.provenance import file_hash, find_data_version, git_commit
 from vgd.splits import ensure_splits
 
 log = logging.getLogger(__name__)
@@ -147,7 +145,7 @@ class Registry:
         summary = _data_summary(loaded, manifest)
         data_version, data_source = find_data_version(manifest, workdir)
         data = self._read()
-        sha = _file_hash(checkpoint, hashlib.sha256())
+        sha = file_hash(checkpoint, hashlib.sha256())
         if not force:
             self._check_improves(data, metric, score, sha, data_version)
         name = self._next_name(data)
@@ -244,7 +242,7 @@ class Registry:
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.root))
         try:
             shutil.copyfile(checkpoint, tmp / "model.pt")
-            if _file_hash(tmp / "model.pt", hashlib.sha256()) != info["sha256"]:
+            if file_hash(tmp / "model.pt", hashlib.sha256()) != info["sha256"]:
                 raise PromotionError(f"{checkpoint}: changed while it was being copied")
             atomic_write_json(tmp / "metrics.json", metrics)
             atomic_write_json(tmp / "info.json", info)
@@ -326,78 +324,6 @@ def _data_summary(loaded: LoadedModel, manifest: Path) -> DataSummary:
 
 
 # ----------------------------------------------------------------------------- provenance
-
-
-def _file_hash(path: str | os.PathLike, h: Any = None) -> str:
-    h = h if h is not None else hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _dvc_locks(workdir: Path) -> list[Path]:
-    """dvc.lock in ``workdir``, then in the root of the repository (.dvc or .git) around it."""
-    workdir = workdir.resolve()
-    locks = [workdir / "dvc.lock"]
-    for d in (workdir, *workdir.parents):
-        if (d / ".dvc").is_dir() or (d / ".git").exists():
-            locks.append(d / "dvc.lock")
-            break
-    return [p for i, p in enumerate(locks) if p.is_file() and p not in locks[:i]]
-
-
-def find_data_version(
-    manifest: str | os.PathLike, workdir: str | os.PathLike = "."
-) -> tuple[str, str]:
-    """(hash, source) naming the data a model was trained on.
-
-    The DVC hash recorded in dvc.lock (in ``workdir`` or its repository root) for the manifest
-    as a stage's out or dep, or for a directory out that holds it (DVC's ``….dir`` hash);
-    otherwise the manifest's own md5, source ``"file md5"``. A dvc.lock hash for the manifest
-    file that no longer matches the file is not used: the lock describes other data.
-    """
-    manifest = Path(manifest).resolve()
-    own = _file_hash(manifest)
-    for lock in _dvc_locks(Path(workdir)):
-        try:
-            stages = (yaml.safe_load(lock.read_text()) or {}).get("stages") or {}
-        except (OSError, yaml.YAMLError) as e:
-            log.warning("%s: unreadable, ignored (%s)", lock, e)
-            continue
-        enclosing = None
-        for stage in stages.values():
-            for entry in [*(stage.get("outs") or []), *(stage.get("deps") or [])]:
-                if not isinstance(entry, dict) or not entry.get("md5"):
-                    continue
-                path = (lock.parent / entry["path"]).resolve()
-                if path == manifest:
-                    if entry["md5"] == own:
-                        return entry["md5"], "dvc.lock"
-                    log.warning("%s: the hash of %s is out of date; using the file md5", lock, path)
-                    return own, "file md5 (dvc.lock out of date)"
-                if str(entry["md5"]).endswith(".dir") and manifest.is_relative_to(path):
-                    enclosing = enclosing or (entry["md5"], f"dvc.lock ({entry['path']})")
-        if enclosing:
-            return enclosing
-    return own, "file md5"
-
-
-def git_commit(workdir: str | os.PathLike = ".") -> str:
-    """``git rev-parse HEAD`` (with ``-dirty`` for uncommitted changes), or ``unknown``."""
-
-    def git(*args: str) -> str:
-        out = subprocess.run(
-            ["git", *args], cwd=workdir, capture_output=True, text=True, timeout=30, check=True
-        )
-        return out.stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain"))
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
 
 
 def format_versions(versions: list[Version], current: str | None) -> str:
