@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -233,10 +234,14 @@ def test_missing_manifest_is_refused(toy_model, registry, tmp_path):
 
 def test_git_commit(tmp_path):
     assert git_commit(tmp_path) == "unknown"
-    repo = Path(__file__).resolve().parents[1]
-    if not (repo / ".git").exists():
-        pytest.skip("not a git checkout")
-    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", git_commit(repo))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    (tmp_path / "a.txt").write_text("a")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], check=True)
+    assert re.fullmatch(r"[0-9a-f]{40}", git_commit(tmp_path))
+    (tmp_path / "a.txt").write_text("b")
+    assert re.fullmatch(r"[0-9a-f]{40}-dirty", git_commit(tmp_path))
 
 
 def test_corrupt_registry_is_reported(registry):
