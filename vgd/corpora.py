@@ -70,6 +70,20 @@ class Found:
     skipped: int = 0
 
 
+def _labelled(
+    rows: Iterable[tuple[Path, str | None, str]], labels: Sequence[str], corpus: str
+) -> Found:
+    """Clips from (path, label as the corpus spells it, speaker) rows; unusable labels skipped."""
+    clips, skipped = [], 0
+    for path, raw, speaker in rows:
+        label = _label(raw, labels)
+        if label is None or not speaker:
+            skipped += 1
+            continue
+        clips.append(Clip(str(path), label, speaker, 0.0, corpus))
+    return Found(clips, skipped)
+
+
 @dataclass(frozen=True)
 class BuildResult:
     """Usable clips sorted by path, one line per unreadable file, rows without a usable label."""
@@ -174,15 +188,9 @@ def _librispeech(root: Path, labels: Sequence[str]) -> Found:
         "SPEAKERS.TXT", [root, root.parent], "LibriSpeech's speaker table, the source of the labels"
     )
     sex = read_librispeech_speakers(table_path)
-    clips, skipped = [], 0
-    for path in _audio_files(root):
-        speaker = path.parent.parent.name  # <subset>/<speaker>/<chapter>/<utterance>.flac
-        label = _label(sex.get(speaker), labels)
-        if label is None:
-            skipped += 1
-            continue
-        clips.append(Clip(str(path), label, speaker, 0.0, "librispeech"))
-    return Found(clips, skipped)
+    # <subset>/<speaker>/<chapter>/<utterance>.flac
+    rows = ((p, sex.get(p.parent.parent.name), p.parent.parent.name) for p in _audio_files(root))
+    return _labelled(rows, labels, "librispeech")
 
 
 def _vctk_key(speaker_id: str) -> str:
@@ -210,17 +218,10 @@ def _vctk(root: Path, labels: Sequence[str]) -> Found:
         "speaker-info.txt", [root, root.parent], "VCTK's speaker table, the source of the labels"
     )
     table = read_vctk_speakers(table_path)
-    clips, skipped = [], 0
-    for path in _audio_files(root):
-        # Both microphones (mic1/mic2 in 0.92) are kept: they are the same speaker, so splits
-        # stay speaker-disjoint.
-        speaker, gender = table.get(_vctk_key(path.parent.name), ("", ""))
-        label = _label(gender, labels)
-        if label is None:
-            skipped += 1
-            continue
-        clips.append(Clip(str(path), label, speaker, 0.0, "vctk"))
-    return Found(clips, skipped)
+    # Both microphones (mic1/mic2 in 0.92) are kept: they are the same speaker, so splits stay
+    # speaker-disjoint.
+    found = ((p, table.get(_vctk_key(p.parent.name), ("", ""))) for p in _audio_files(root))
+    return _labelled(((p, gender, spk) for p, (spk, gender) in found), labels, "vctk")
 
 
 def _common_voice(root: Path, labels: Sequence[str]) -> Found:
@@ -235,15 +236,11 @@ def _common_voice(root: Path, labels: Sequence[str]) -> Found:
         missing = [c for c in ("client_id", "path", "gender") if c not in (reader.fieldnames or [])]
         if missing:
             raise ManifestError(f"{tsv}: missing column(s) {', '.join(missing)}")
-        clips, skipped = [], 0
-        for row in reader:
-            label = _label(row["gender"], labels)
-            if label is None or not row["path"] or not row["client_id"]:
-                skipped += 1
-                continue
-            path = clips_dir / row["path"]
-            clips.append(Clip(str(path), label, row["client_id"], 0.0, "common_voice"))
-    return Found(clips, skipped)
+        rows = [
+            (clips_dir / r["path"], r["gender"] if r["path"] else None, r["client_id"])
+            for r in reader
+        ]
+    return _labelled(rows, labels, "common_voice")
 
 
 SOURCES: dict[str, Callable[[Path, Sequence[str]], Found]] = {
