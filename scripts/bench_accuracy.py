@@ -30,7 +30,7 @@ from vgd.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from vgd.config import ConfigError, TrainConfig, apply_overrides, load_config, parse_override
 from vgd.config import to_dict as config_dict
 from vgd.corpora import build
-from vgd.evaluate import evaluate
+from vgd.evaluate import EvalResult, evaluate
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError
 from vgd.progress import format_duration
@@ -85,7 +85,8 @@ def run_fold(
     result = trainer.fit()
     test = [c for c in trainer.clips if c.split == "test"]
     loaded = LoadedModel(result.model, result.config, result.labels)
-    m = evaluate(loaded, test, device=config.device).metrics
+    res = evaluate(loaded, test, device=config.device)
+    m = res.metrics
     row = {key: m[key] for key in METRICS}
     row.update({f"recall_{label}": v["recall"] for label, v in m["per_class"].items()})
     row.update(
@@ -97,8 +98,18 @@ def run_fold(
         epochs=len(result.history),
         best_epoch=result.best_epoch,
         unreadable=result.unreadable,
+        errors=misclassified(res),
     )
     return row
+
+
+def misclassified(res: EvalResult) -> list[dict[str, Any]]:
+    """The test clips the model got wrong, with the probability it gave their true label."""
+    return [
+        {"speaker": c.speaker, "actual": res.labels[t], "p_actual": round(float(p[t]), 4)}
+        for c, t, p in zip(res.clips, res.targets, res.probs)
+        if t >= 0 and int(p.argmax()) != t
+    ]
 
 
 # ----------------------------------------------------------------------------- reporting

@@ -19,6 +19,7 @@ from vgd.dataset import (
     class_weights,
     crop_or_pad,
     make_reader,
+    random_eq,
     window_starts,
 )
 from vgd.manifest import Clip, read_manifest
@@ -42,6 +43,24 @@ def test_training_crops_have_fixed_length_and_change_per_epoch(toy_manifest):
     assert torch.equal(a, ds[0][0])
 
 
+def test_long_clips_give_one_training_crop_per_crop_length(tmp_path):
+    clips = [
+        Clip(str(tmp_path / "a.wav"), "female", "s1", 3.5),  # 3 one-second crops
+        Clip(str(tmp_path / "b.wav"), "male", "s2", 0.6),  # shorter than a crop: still one
+    ]
+    by_duration = AudioDataset(clips, LABELS, None, 16000, 1.0, train=True, crops_per_clip=0)
+    assert by_duration.items == [0, 0, 0, 1] and by_duration.targets == [0, 0, 0, 1]
+    fixed = AudioDataset(clips, LABELS, None, 16000, 1.0, train=True, crops_per_clip=2)
+    assert len(fixed) == 4 and fixed.targets == [0, 0, 1, 1]
+
+
+def test_crops_of_one_clip_differ_within_an_epoch(toy_manifest):
+    ds = dataset(toy_manifest, train=True, crops_per_clip=2)
+    assert len(ds) == 2 * len(ds.clips) and ds.items[:2] == [0, 0]
+    (a, la), (b, lb) = ds[0], ds[1]
+    assert la == lb and not torch.equal(a, b)
+
+
 def test_short_clips_are_filled_to_the_crop():
     wave = np.arange(1, 11, dtype=np.float32)
     out = crop_or_pad(wave, 0, 25)
@@ -57,6 +76,21 @@ def test_eval_windows_are_deterministic_and_evenly_spaced(toy_manifest):
     assert len(ds) == 2 * len(ds.clips)  # 1.5 s clips, 1 s windows
     wave, label, clip = ds[3]
     assert torch.equal(wave, ds[3][0]) and clip == 1
+
+
+def test_random_eq_is_a_smooth_gain_within_its_bound():
+    wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    out = random_eq(wave, 6.0, np.random.default_rng(1))
+    gain_db = random_eq_gain(wave, 6.0, 1)
+    assert out.shape == wave.shape and out.dtype == np.float32
+    assert np.abs(gain_db).max() <= 6.0 + 1e-3 and np.ptp(gain_db) > 1.0
+    assert np.abs(np.diff(gain_db[100:])).max() < 0.05  # smooth: no comb, no notch
+    assert not np.allclose(gain_db, random_eq_gain(wave, 6.0, 2), atol=0.5)
+
+
+def random_eq_gain(wave, max_db, seed):
+    out = random_eq(wave, max_db, np.random.default_rng(seed))
+    return 20 * np.log10(np.abs(np.fft.rfft(out)) / np.abs(np.fft.rfft(wave)))
 
 
 def test_augmentation_changes_level_and_adds_noise():

@@ -113,6 +113,7 @@ class AugmentConfig:
     noise_prob: float = 0.5
     noise_snr_db: tuple[float, float] = (10.0, 40.0)
     shift_s: float = 0.0  # circular time shift in ±shift_s
+    eq_db: float = 0.0  # random smooth EQ (a microphone/room colouring) of up to ±eq_db
     freq_masks: int = 1
     freq_mask_width: int = 8
     time_masks: int = 1
@@ -124,6 +125,7 @@ class AugmentConfig:
         lo, hi = self.noise_snr_db
         _check(lo <= hi, "augment.noise_snr_db", "must be [low, high] with low <= high")
         _check(self.shift_s >= 0, "augment.shift_s", "must be >= 0")
+        _check(0 <= self.eq_db <= 24, "augment.eq_db", "must be in [0, 24]")
         for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
             _check(getattr(self, name) >= 0, f"augment.{name}", "must be >= 0")
 
@@ -156,6 +158,7 @@ class DataConfig:
     val_split: str = "val"  # empty: no validation, train for the full schedule
     crop_s: float = 3.0
     max_eval_windows: int = 4  # evaluation windows per clip (pooled), evenly spaced
+    crops_per_clip: int = 0  # training crops per clip per epoch; 0: one per crop_s of audio
     cache_dir: str = ""  # decoded-audio cache; empty: decode on every read
     num_workers: int = 0
     balance: str = "sampler"  # sampler: class-balanced sampling; loss: class weights; none
@@ -165,6 +168,7 @@ class DataConfig:
         _check(len(self.train_splits) >= 1, "data.train_splits", "need at least one split")
         _check(0.25 <= self.crop_s <= 30, "data.crop_s", "must be in [0.25, 30] seconds")
         _check(self.max_eval_windows >= 1, "data.max_eval_windows", "must be >= 1")
+        _check(self.crops_per_clip >= 0, "data.crops_per_clip", "must be >= 0 (0: by duration)")
         _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
         _check(
             self.balance in ("sampler", "loss", "none"),

@@ -56,13 +56,30 @@ def window_starts(n_samples: int, window: int, max_windows: int) -> list[int]:
     return [int(round(s)) for s in np.linspace(0, n_samples - window, n)]
 
 
+def random_eq(wave: np.ndarray, max_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Colour ``wave`` with a random smooth gain curve over log frequency, within ±``max_db``.
+
+    Three cosines over log frequency move broad spectral tilt and bumps, the way microphones
+    and rooms differ, while leaving the narrower formant peaks and the harmonics in place.
+    """
+    spectrum = np.fft.rfft(wave)
+    grid = np.linspace(0.0, 1.0, 65)  # the curve is smooth: 65 knots, interpolated per bin
+    amps = rng.uniform(-1.0, 1.0, 3) / np.arange(1, 4)
+    curve = sum(a * np.cos(np.pi * (k + 1) * grid) for k, a in enumerate(amps))
+    gain = 10 ** (max_db * curve / max(float(np.abs(curve).max()), 1.0) / 20)
+    pos = np.log(np.arange(1, spectrum.shape[0] + 1)) / np.log(spectrum.shape[0])
+    return np.fft.irfft(spectrum * np.interp(pos, grid, gain), n=wave.shape[0]).astype(np.float32)
+
+
 def augment_wave(
     wave: np.ndarray, config: AugmentConfig, rng: np.random.Generator, sample_rate: int
 ) -> np.ndarray:
-    """Random gain, additive white noise at a random SNR and a circular time shift."""
+    """Random time shift, EQ, gain, and additive white noise at a random SNR."""
     if config.shift_s > 0:
         limit = int(config.shift_s * sample_rate)
         wave = np.roll(wave, int(rng.integers(-limit, limit + 1)))
+    if config.eq_db > 0:
+        wave = random_eq(wave, config.eq_db, rng)
     if config.gain_db > 0:
         wave = wave * np.float32(10 ** (rng.uniform(-config.gain_db, config.gain_db) / 20))
     if rng.random() < config.noise_prob:
@@ -87,10 +104,11 @@ class AudioDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         max_windows: int = 4,
+        crops_per_clip: int = 1,
     ):
         self.clips = list(clips)
         self.label_index = {label: i for i, label in enumerate(labels)}
-        self.targets = [self.label_index[c.label] for c in self.clips]
+        self.clip_targets = [self.label_index[c.label] for c in self.clips]
         self.reader = reader
         self.sample_rate = sample_rate
         self.crop = round(crop_s * sample_rate)
@@ -98,7 +116,16 @@ class AudioDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
+        self.items = self._crops(crops_per_clip) if train else []
         self.windows = [] if train else self._windows(max_windows)
+        self.targets = [self.clip_targets[i] for i in self.items] if train else self.clip_targets
+
+    def _crops(self, per_clip: int) -> list[int]:
+        """Clip index of every training item: ``per_clip`` each, or one per crop of audio (0)."""
+        if per_clip:
+            return [i for i in range(len(self.clips)) for _ in range(per_clip)]
+        n = [max(1, int(c.duration_s * self.sample_rate // self.crop)) for c in self.clips]
+        return [i for i, k in enumerate(n) for _ in range(k)]
 
     def _windows(self, max_windows: int) -> list[tuple[int, int]]:
         out = []
@@ -118,21 +145,21 @@ class AudioDataset(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.clips) if self.train else len(self.windows)
+        return len(self.items) if self.train else len(self.windows)
 
     def __getitem__(self, index: int):
         if not self.train:
             clip_index, start = self.windows[index]
             wave, ok = self._read(clip_index)
-            label = self.targets[clip_index] if ok else IGNORE
+            label = self.clip_targets[clip_index] if ok else IGNORE
             return torch.from_numpy(crop_or_pad(wave, start, self.crop)), label, clip_index
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        wave, ok = self._read(index)
+        wave, ok = self._read(self.items[index])
         start = int(rng.integers(0, max(wave.shape[0] - self.crop, 0) + 1))
         crop = crop_or_pad(wave, start, self.crop)
         if self.augment is not None and ok:
             crop = augment_wave(crop, self.augment, rng, self.sample_rate)
-        return torch.from_numpy(crop), self.targets[index] if ok else IGNORE
+        return torch.from_numpy(crop), self.clip_targets[self.items[index]] if ok else IGNORE
 
     def _read(self, index: int) -> tuple[np.ndarray, bool]:
         try:

@@ -105,6 +105,7 @@ def _datasets(config: TrainConfig, clips: Sequence[Clip]) -> _Data:
         train=True,
         augment=config.augment,
         seed=config.seed,
+        crops_per_clip=d.crops_per_clip,
     )
     val_clips = select(clips, [d.val_split]) if d.val_split else []
     if d.val_split and not val_clips:
@@ -192,10 +193,11 @@ class Trainer:
         state = _State.fresh(model)
         resumed = self._resume(state, model, optimizer, scheduler, scaler)
         log.info(
-            "training %d parameters on %s (%s), %d train clips, %d val clips%s",
+            "training %d parameters on %s (%s), %d train clips (%d crops an epoch), %d val clips%s",
             count_parameters(model),
             self.device,
             self.precision,
+            len(data.train.clips),
             len(data.train),
             len(data.val.clips) if data.val else 0,
             f", resumed after epoch {state.epoch}" if resumed else "",
