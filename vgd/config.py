@@ -85,7 +85,7 @@ class ModelConfig:
     """The CNN: ``n_blocks`` × (conv → BN → ReLU → max-pool → dropout), global pool, linear."""
 
     n_blocks: int = 4
-    width: int = 12  # channels of the first block; doubles per block up to 8 × width
+    width: int = 16  # channels of the first block; doubles per block up to 8 × width
     kernel_size: int = 3
     dropout: float = 0.1
     pooling: str = "avgmax"  # avg, max, or avgmax (both, concatenated)
@@ -157,7 +157,7 @@ class DataConfig:
     train_splits: tuple[str, ...] = ("train",)
     val_split: str = "val"  # empty: no validation, train for the full schedule
     crop_s: float = 3.0
-    max_eval_windows: int = 4  # evaluation windows per clip (pooled), evenly spaced
+    max_eval_windows: int = 8  # evaluation windows per clip (pooled), evenly spaced
     crops_per_clip: int = 0  # training crops per clip per epoch; 0: one per crop_s of audio
     cache_dir: str = ""  # decoded-audio cache; empty: decode on every read
     num_workers: int = 0
@@ -184,8 +184,8 @@ class OptimConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-2
     batch_size: int = 32
-    epochs: int = 24
-    patience: int = 6  # epochs without improvement before stopping; 0 disables early stopping
+    epochs: int = 40
+    patience: int = 0  # epochs without improvement before stopping; 0: no early stopping
     schedule: str = "onecycle"  # onecycle, cosine, constant
     label_smoothing: float = 0.0
     grad_clip: float = 5.0
