@@ -33,21 +33,34 @@ def default_model() -> LoadedModel:
     return LoadedModel(build_model(config, len(LABELS)), config, LABELS, {}, "bench", "")
 
 
-def model_throughput(loaded: LoadedModel, batch: int, seconds: float = 3.0, n: int = 512) -> dict:
-    """Clips/s of the checkpoint's waveform → logits path on in-memory 3-s clips."""
+def model_throughput(
+    loaded: LoadedModel, batch: int, seconds: float = 3.0, n: int = 512, repeats: int = 5
+) -> dict:
+    """Clips/s of the checkpoint's waveform → logits path on in-memory 3-s clips.
+
+    A shared machine's speed drifts from second to second, so ``repeats`` timed runs are taken and
+    their median (and range) reported.
+    """
     model = loaded.model.eval()
     rate = loaded.config.audio.sample_rate
     waves = torch.randn(batch, int(seconds * rate)) * 0.1
     steps = max(n // batch, 8)
+    rates = []
     with torch.inference_mode():
         for _ in range(3):
             model(waves)
-        start = time.perf_counter()
-        for _ in range(steps):
-            model(waves)
-        elapsed = time.perf_counter() - start
-    clips_s = steps * batch / elapsed
-    return {"batch": batch, "clips_per_s": clips_s, "rtf": 1 / (clips_s * seconds)}
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(steps):
+                model(waves)
+            rates.append(steps * batch / (time.perf_counter() - start))
+    clips_s = float(np.median(rates))
+    return {
+        "batch": batch,
+        "clips_per_s": clips_s,
+        "clips_per_s_range": [min(rates), max(rates)],
+        "rtf": 1 / (clips_s * seconds),
+    }
 
 
 def write_long_recording(path: Path, minutes: float, rate: int = 16000) -> None:
@@ -108,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         "clips": [model_throughput(loaded, b) for b in (1, 64)],
     }
     for r in report["clips"]:
-        print(f"batch {r['batch']:>2}: {r['clips_per_s']:8.1f} clips/s  RTF {r['rtf']:.5f}")
+        lo, hi = r["clips_per_s_range"]
+        print(
+            f"batch {r['batch']:>2}: {r['clips_per_s']:8.1f} clips/s median of 5 "
+            f"(range {lo:.0f}–{hi:.0f})  RTF {r['rtf']:.5f}"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         model_path = Path(args.model) if args.model else Path(tmp) / "model.pt"
