@@ -107,8 +107,8 @@ def misclassified(res: EvalResult) -> list[dict[str, Any]]:
     """The test clips the model got wrong, with the probability it gave their true label."""
     return [
         {"speaker": c.speaker, "actual": res.labels[t], "p_actual": round(float(p[t]), 4)}
-        for c, t, p in zip(res.clips, res.targets, res.probs)
-        if t >= 0 and int(p.argmax()) != t
+        for c, t, p in res.scored()
+        if int(p.argmax()) != t
     ]
 
 

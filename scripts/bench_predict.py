@@ -59,6 +59,7 @@ def model_throughput(
         "batch": batch,
         "clips_per_s": clips_s,
         "clips_per_s_range": [min(rates), max(rates)],
+        "repeats": repeats,
         "rtf": 1 / (clips_s * seconds),
     }
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in report["clips"]:
         lo, hi = r["clips_per_s_range"]
         print(
-            f"batch {r['batch']:>2}: {r['clips_per_s']:8.1f} clips/s median of 5 "
+            f"batch {r['batch']:>2}: {r['clips_per_s']:8.1f} clips/s median of {r['repeats']} "
             f"(range {lo:.0f}–{hi:.0f})  RTF {r['rtf']:.5f}"
         )
 

@@ -8,6 +8,7 @@ DataLoader workers there are or on a resumed run's history.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -56,6 +57,15 @@ def window_starts(n_samples: int, window: int, max_windows: int) -> list[int]:
     return [int(round(s)) for s in np.linspace(0, n_samples - window, n)]
 
 
+EQ_KNOTS = np.linspace(0.0, 1.0, 65)  # the EQ curve is smooth: 65 knots, interpolated per bin
+
+
+@functools.cache
+def _log_positions(n_bins: int) -> np.ndarray:
+    """Each FFT bin's place on a 0..1 log-frequency axis (every crop has the same length)."""
+    return np.log(np.arange(1, n_bins + 1)) / np.log(n_bins)
+
+
 def random_eq(wave: np.ndarray, max_db: float, rng: np.random.Generator) -> np.ndarray:
     """Colour ``wave`` with a random smooth gain curve over log frequency, within ±``max_db``.
 
@@ -63,12 +73,11 @@ def random_eq(wave: np.ndarray, max_db: float, rng: np.random.Generator) -> np.n
     and rooms differ, while leaving the narrower formant peaks and the harmonics in place.
     """
     spectrum = np.fft.rfft(wave)
-    grid = np.linspace(0.0, 1.0, 65)  # the curve is smooth: 65 knots, interpolated per bin
     amps = rng.uniform(-1.0, 1.0, 3) / np.arange(1, 4)
-    curve = sum(a * np.cos(np.pi * (k + 1) * grid) for k, a in enumerate(amps))
+    curve = sum(a * np.cos(np.pi * (k + 1) * EQ_KNOTS) for k, a in enumerate(amps))
     gain = 10 ** (max_db * curve / max(float(np.abs(curve).max()), 1.0) / 20)
-    pos = np.log(np.arange(1, spectrum.shape[0] + 1)) / np.log(spectrum.shape[0])
-    return np.fft.irfft(spectrum * np.interp(pos, grid, gain), n=wave.shape[0]).astype(np.float32)
+    per_bin = np.interp(_log_positions(spectrum.shape[0]), EQ_KNOTS, gain)
+    return np.fft.irfft(spectrum * per_bin, n=wave.shape[0]).astype(np.float32)
 
 
 def augment_wave(
@@ -122,19 +131,19 @@ class AudioDataset(Dataset):
 
     def _crops(self, per_clip: int) -> list[int]:
         """Clip index of every training item: ``per_clip`` each, or one per crop of audio (0)."""
-        if per_clip:
-            return [i for i in range(len(self.clips)) for _ in range(per_clip)]
-        n = [max(1, int(c.duration_s * self.sample_rate // self.crop)) for c in self.clips]
-        return [i for i, k in enumerate(n) for _ in range(k)]
+        counts = [per_clip or max(1, self._samples(c) // self.crop) for c in self.clips]
+        return [i for i, k in enumerate(counts) for _ in range(k)]
 
     def _windows(self, max_windows: int) -> list[tuple[int, int]]:
         out = []
         for i, clip in enumerate(self.clips):
-            n = round(clip.duration_s * self.sample_rate) or self._length(clip)
-            out += [(i, s) for s in window_starts(n, self.crop, max_windows)]
+            out += [(i, s) for s in window_starts(self._samples(clip), self.crop, max_windows)]
         return out
 
-    def _length(self, clip: Clip) -> int:
+    def _samples(self, clip: Clip) -> int:
+        """The clip's length in samples: the manifest's duration, or the file header's."""
+        if clip.duration_s:
+            return round(clip.duration_s * self.sample_rate)
         try:
             return round(audio_info(clip.path).duration_s * self.sample_rate)
         except AudioError:

@@ -156,6 +156,12 @@ class EvalResult:
     targets: np.ndarray
     labels: tuple[str, ...]
 
+    def scored(self) -> list[tuple[Clip, int, np.ndarray]]:
+        """(clip, target index, class probabilities) of every clip that could be read."""
+        return [
+            (c, int(t), p) for c, t, p in zip(self.clips, self.targets, self.probs) if t != IGNORE
+        ]
+
 
 def evaluate(
     loaded: LoadedModel,
@@ -213,9 +219,7 @@ def _predictions_csv(result: EvalResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "speaker", "actual", "predicted", *[f"p_{x}" for x in result.labels]])
-    for clip, t, p in zip(result.clips, result.targets, result.probs):
-        if t == IGNORE:
-            continue
+    for clip, t, p in result.scored():
         w.writerow(
             [
                 clip.path,
