@@ -46,6 +46,15 @@ def test_network_maps_waveforms_to_logits(n_blocks, kernel, pooling):
     assert count_parameters(m) > 0
 
 
+def test_inference_layout_gives_the_training_layout_output():
+    torch.manual_seed(0)
+    net = VoiceGenderNet(FeatureConfig(), ModelConfig(), 16000, 2).eval()
+    wave = torch.randn(3, 16000) * 0.1
+    feats = net.frontend(wave)
+    layered = net.cnn.head(net.cnn.pool(net.cnn.blocks(feats)))  # default memory layout
+    assert torch.allclose(net(wave), layered, atol=1e-5)
+
+
 def test_wider_means_more_parameters():
     small = VoiceGenderNet(FeatureConfig(), ModelConfig(width=8), 16000, 2)
     big = VoiceGenderNet(FeatureConfig(), ModelConfig(width=16), 16000, 2)
