@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from vgd.checkpoint import CheckpointError, LoadedModel, load_checkpoint
-from vgd.config import ConfigError, TrainConfig, apply_overrides, load_config, parse_override
+from vgd.config import ConfigError, RunConfig, TrainConfig, load_config, parse_override
 from vgd.config import to_dict as config_dict
 from vgd.corpora import build
 from vgd.evaluate import EvalResult, evaluate
@@ -70,22 +70,26 @@ def fold_clips(clips: Sequence[Clip], folds: Sequence[int], k: int, seed: int) -
 def pretrained_config(config: TrainConfig, loaded: LoadedModel) -> TrainConfig:
     """The fold config with the checkpoint's front end, network and label order."""
     data = dataclasses.replace(config.data, labels=tuple(loaded.labels))
-    c = loaded.config
+    c = loaded.spec
     return dataclasses.replace(config, audio=c.audio, features=c.features, model=c.model, data=data)
 
 
 def run_fold(
-    config: TrainConfig, clips: list[Clip], init: LoadedModel | None, progress: bool
+    config: TrainConfig,
+    run: RunConfig,
+    clips: list[Clip],
+    init: LoadedModel | None,
+    progress: bool,
 ) -> dict[str, Any]:
     """Train on the fold's train/val clips, score its test clips; one row of measured numbers."""
     init_state = None
     if init is not None:
         config, init_state = pretrained_config(config, init), init.model.state_dict()
-    trainer = Trainer(config, clips, progress=progress, init_state=init_state)
+    trainer = Trainer(config, run, clips, progress=progress, init_state=init_state)
     result = trainer.fit()
     test = [c for c in trainer.clips if c.split == "test"]
-    loaded = LoadedModel(result.model, result.config, result.labels)
-    res = evaluate(loaded, test, device=config.device)
+    loaded = LoadedModel(result.model, result.config.spec, result.config)
+    res = evaluate(loaded, test, cache_dir=run.cache_dir)
     m = res.metrics
     row = {key: m[key] for key in METRICS}
     row.update({f"recall_{label}": v["recall"] for label, v in m["per_class"].items()})
@@ -200,7 +204,9 @@ def find_pretrained(path: str | None) -> Path:
     )
 
 
-def run_cv(args: argparse.Namespace, config: TrainConfig, clips: list[Clip]) -> dict[str, Any]:
+def run_cv(
+    args: argparse.Namespace, config: TrainConfig, run: RunConfig, clips: list[Clip]
+) -> dict[str, Any]:
     """Every init × fold; results.json is rewritten after each so a long run leaves partials."""
     inits = INITS if args.init == "both" else (args.init,)
     pretrained = (
@@ -227,7 +233,7 @@ def run_cv(args: argparse.Namespace, config: TrainConfig, clips: list[Clip]) -> 
         for k in range(args.folds):
             fold = fold_clips(clips, folds, k, args.seed)
             init_model = pretrained if init == "pretrained" else None
-            rows.append({"fold": k, **run_fold(config, fold, init_model, not args.quiet)})
+            rows.append({"fold": k, **run_fold(config, run, fold, init_model, not args.quiet)})
             done += 1
             print(fold_line(init, k, args.folds, rows[-1], done, total, t0), flush=True)
             report["inits"][init]["summary"] = summarize(rows)
@@ -247,6 +253,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pretrained", help=f"checkpoint (default: {' or '.join(PRETRAINED_CANDIDATES)})"
     )
     p.add_argument("--out", default="results/bench/accuracy")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--cache-dir", default="", help="decoded-audio cache folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
     return p.parse_args(argv)
 
@@ -266,12 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = dict(parse_override(x) for x in args.set or [])
         config = load_config(args.config, overrides)
-        config = apply_overrides(config, {"data.manifest": str(args.root)})
+        run = RunConfig(str(args.root), args.device, threads=args.threads, cache_dir=args.cache_dir)
         built = build("librispeech", args.root, validate="header", progress=not args.quiet)
         for line in built.failures:
             print(f"left out: {line}", file=sys.stderr)
         print(built.summary(), flush=True)
-        report = run_cv(args, config, built.clips)
+        report = run_cv(args, config, run, built.clips)
     except (ConfigError, ManifestError, CheckpointError, FileNotFoundError) as e:
         print(f"bench_accuracy: error: {e}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ LABELS = ("female", "male")
 
 def default_model() -> LoadedModel:
     config = TrainConfig()
-    return LoadedModel(build_model(config, len(LABELS)), config, LABELS, {}, "bench", "")
+    return LoadedModel(build_model(config.spec), config.spec, config, {}, "bench", "")
 
 
 def model_throughput(
@@ -42,7 +42,7 @@ def model_throughput(
     their median (and range) reported.
     """
     model = loaded.model.eval()
-    rate = loaded.config.audio.sample_rate
+    rate = loaded.spec.audio.sample_rate
     waves = torch.randn(batch, int(seconds * rate)) * 0.1
     steps = max(n // batch, 8)
     rates = []
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "threads": args.threads,
         "parameters": count_parameters(loaded.model),
-        "features": str(loaded.config.features),
-        "model": str(loaded.config.model),
+        "features": str(loaded.spec.features),
+        "model": str(loaded.spec.model),
         "clips": [model_throughput(loaded, b) for b in (1, 64)],
     }
     for r in report["clips"]:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_path = Path(args.model) if args.model else Path(tmp) / "model.pt"
         if not args.model:
-            save_checkpoint(model_path, loaded.model, loaded.config, LABELS, {})
+            save_checkpoint(model_path, loaded.model, loaded.recipe)
         audio = Path(tmp) / "long.flac"
         start = time.perf_counter()
         write_long_recording(audio, args.minutes)

@@ -55,11 +55,15 @@ def search_figure(rows: list[TrialRow], space: SearchSpace, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def importance_figure(importances: dict[str, float], path: Path) -> Path:
-    """Horizontal bars of Optuna's parameter importances."""
+def importance_figure(importances: dict[str, float], path: Path, note: str = "") -> Path:
+    """Horizontal bars of Optuna's parameter importances; ``note`` says why there are none."""
     plt = pyplot()
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(names) + 1))
-    ax.barh(names, [importances[n] for n in names], color="C0")
+    if names:
+        ax.barh(names, [importances[n] for n in names], color="C0")
+    else:
+        ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
     ax.set_xlabel("importance (Optuna, normalised)")
     return save_figure(fig, path)

@@ -14,15 +14,15 @@ from typing import Any
 import ray
 from ray import tune
 
-from search.config import SearchConfig
 from search.progress import SearchProgress
 from search.results import TrialRow, collect_rows, rank, top_k_table, write_results
 from search.space import SearchSpace, load_space
 from search.trainable import run_trial
 from vgd.cache import PrefillReport
-from vgd.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config, load_yaml
+from vgd.config import ConfigError, RunConfig, TrainConfig, from_dict, load_config, load_yaml
 from vgd.io import atomic_write_text
 from vgd.manifest import write_manifest
+from vgd.params import SearchConfig
 from vgd.train import load_clips, usable_clips
 
 log = logging.getLogger(__name__)
@@ -51,29 +51,36 @@ class SearchOutcome:
 
 @dataclass
 class PreparedData:
-    base: TrainConfig  # pointing at the prepared manifest and the filled cache
-    manifest: str  # the user's manifest, for best_config.yaml
+    run: RunConfig  # the trials' run settings: the prepared manifest and the filled cache
     report: PrefillReport
     unreadable: list[str]
 
 
+def search_manifest(cfg: SearchConfig) -> str:
+    """The manifest the search trains on: the flag's, or the built-in corpus's."""
+    return cfg.manifest or RunConfig.manifest
+
+
 def prepare_data(base: TrainConfig, cfg: SearchConfig) -> PreparedData:
     """Splits and the decoded-audio cache, made once per search; trials only read them."""
-    clips = load_clips(base)
+    clips = load_clips(base, search_manifest(cfg))
     cache_dir = str(Path(cfg.cache_dir).resolve()) if cfg.cache_dir else ""
-    with_cache = apply_overrides(base, {"data.cache_dir": cache_dir})
     start = time.perf_counter()
-    usable, unreadable = usable_clips(clips, with_cache, progress=True)
+    usable, unreadable = usable_clips(clips, base.audio, cache_dir, progress=True)
     report = PrefillReport(seconds=time.perf_counter() - start)
     manifest = write_manifest(usable, cfg.out_dir / "data" / "manifest.csv")
-    prepared = apply_overrides(with_cache, {"data.manifest": str(manifest)})
-    return PreparedData(prepared, base.data.manifest, report, unreadable)
+    run = RunConfig(manifest=str(manifest), cache_dir=cache_dir, threads=trial_threads(cfg))
+    return PreparedData(run, report, unreadable)
+
+
+def trial_threads(cfg: SearchConfig) -> int:
+    """Torch threads per trial: its CPU share, at least one."""
+    return max(1, int(cfg.cpus_per_trial))
 
 
 def base_config(cfg: SearchConfig, space_name: str) -> tuple[SearchSpace, TrainConfig]:
-    """The space and the base TrainConfig (file, manifest flag, the space's fixed overrides)."""
-    overrides = {"data.manifest": cfg.manifest} if cfg.manifest else {}
-    config = load_config(cfg.config or None, overrides)
+    """The space and the base TrainConfig (the config file, then the space's fixed overrides)."""
+    config = load_config(cfg.config or None)
     space = load_space(space_name, config)
     return space, space.base_config(config)
 
@@ -141,9 +148,8 @@ def concurrency(cfg: SearchConfig, space: SearchSpace) -> int:
     return max(n, 1)
 
 
-def trainable(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
-    threads = max(1, int(cfg.cpus_per_trial))
-    fn = tune.with_parameters(run_trial, base=base, space=space, threads=threads)
+def trainable(space: SearchSpace, base: TrainConfig, run: RunConfig, cfg: SearchConfig):
+    fn = tune.with_parameters(run_trial, base=base, space=space, run=run)
     return tune.with_resources(fn, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
 
 
@@ -164,11 +170,13 @@ def init_ray(cfg: SearchConfig) -> None:
     )
 
 
-def build_tuner(space: SearchSpace, base: TrainConfig, cfg: SearchConfig, num_samples: int):
+def build_tuner(
+    space: SearchSpace, base: TrainConfig, run: RunConfig, cfg: SearchConfig, num_samples: int
+):
     budget = cfg.time_budget_s or space.time_budget_s or None
     progress = SearchProgress(space.metric, space.mode, num_samples, base.optim.epochs, budget)
     return tune.Tuner(
-        trainable(space, base, cfg),
+        trainable(space, base, run, cfg),
         tune_config=tune.TuneConfig(
             metric=space.metric,
             mode=space.mode,
@@ -206,10 +214,8 @@ def load_settings(cfg: SearchConfig) -> SearchConfig:
 
 def ensure_default_corpus(cfg: SearchConfig) -> None:
     """Generate the built-in synthetic corpus when the search uses it and it is not there yet."""
-    from vgd.config import DataConfig
-
-    manifest = cfg.manifest or load_config(cfg.config or None).data.manifest
-    if manifest == DataConfig.manifest and not Path(manifest).exists():
+    manifest = search_manifest(cfg)
+    if manifest == RunConfig.manifest and not Path(manifest).exists():
         from vgd.synth import SynthConfig, generate_corpus
 
         log.warning("generating the built-in synthetic corpus in %s", Path(manifest).parent)
@@ -238,19 +244,19 @@ def run_search(cfg: SearchConfig, resume: bool = False, overwrite: bool = False)
             raise ConfigError(f"{exp_dir}: no Ray experiment state to resume from")
         tuner = tune.Tuner.restore(
             str(exp_dir),
-            trainable(space, data.base, cfg),
+            trainable(space, base, data.run, cfg),
             resume_unfinished=True,
             resume_errored=False,
         )
     else:
-        tuner = build_tuner(space, data.base, cfg, num_samples)
+        tuner = build_tuner(space, base, data.run, cfg, num_samples)
     tuner.fit()
     seconds = time.time() - start
     analysis = tune.ExperimentAnalysis(str(exp_dir))
-    rows = collect_rows(analysis, space, data.base.optim.epochs)
+    rows = collect_rows(analysis, space, base.optim.epochs)
     interrupted = len(rows) < num_samples or any(r.status in ("running", "pending") for r in rows)
     summary = _summary(rows, space, cfg, seconds, data, interrupted, num_samples)
-    paths = write_results(rows, space, data.base, data.manifest, cfg.out_dir, summary)
+    paths = write_results(rows, space, base, cfg.out_dir, summary)
     return SearchOutcome(
         rows,
         space,

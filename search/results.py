@@ -167,17 +167,15 @@ def _short(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def best_config(best: TrialRow, base: TrainConfig, original_manifest: str) -> TrainConfig:
-    """The winning configuration, pointing at the user's manifest rather than the search's copy."""
-    config = apply_overrides(base, best.params)
-    return apply_overrides(config, {"data.manifest": original_manifest, "threads": 0})
+def best_config(best: TrialRow, base: TrainConfig) -> TrainConfig:
+    """The winning training recipe (no run settings: it means the same on any machine)."""
+    return apply_overrides(base, best.params)
 
 
 def write_results(
     rows: list[TrialRow],
     space: SearchSpace,
     base: TrainConfig,
-    original_manifest: str,
     out_dir: Path,
     summary: dict[str, Any],
 ) -> dict[str, Path]:
@@ -195,7 +193,7 @@ def write_results(
     if ranked:
         best = ranked[0]
         paths["best_config"] = out_dir / "best_config.yaml"
-        save_config(best_config(best, base, original_manifest), paths["best_config"])
+        save_config(best_config(best, base), paths["best_config"])
         if best.checkpoint:
             paths["best_model"] = checkpoint_from_state(
                 Path(best.checkpoint) / "state.pt", out_dir / "best_model.pt"
@@ -209,9 +207,9 @@ def write_results(
         }
     figures.search_figure(rows, space, paths["figure"])
     importances = importance(rows, space)
-    if importances:
-        summary["importances"] = importances
-        paths["importances"] = figures.importance_figure(importances, out_dir / "importances.png")
+    summary["importances"] = importances
+    note = f"fewer than {MIN_TRIALS_FOR_IMPORTANCE} scored trials: no importances"
+    paths["importances"] = figures.importance_figure(importances, out_dir / "importances.png", note)
     atomic_write_json(paths["summary"], summary)
     return paths
 

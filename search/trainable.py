@@ -18,7 +18,7 @@ import ray
 from ray import tune
 
 from search.space import SearchSpace, trial_overrides
-from vgd.config import TrainConfig, apply_overrides
+from vgd.config import RunConfig, TrainConfig, apply_overrides
 from vgd.train import STATE_FILE, train
 
 
@@ -51,12 +51,15 @@ def _restore(state_dir: Path) -> None:
         shutil.copy2(Path(d) / STATE_FILE, state_dir / STATE_FILE)
 
 
-def run_trial(params: dict[str, Any], base: TrainConfig, space: SearchSpace, threads: int) -> None:
+def run_trial(
+    params: dict[str, Any], base: TrainConfig, space: SearchSpace, run: RunConfig
+) -> None:
     """Train one configuration, reporting every epoch; Tune may stop it between epochs."""
-    config = apply_overrides(base, {**trial_overrides(space, params), "threads": threads})
+    config = apply_overrides(base, trial_overrides(space, params))
     state_dir = Path(tempfile.mkdtemp(prefix="vgd-trial-"))
     try:
         _restore(state_dir)
-        train(config, callbacks=[TuneReporter(state_dir)], state_dir=state_dir, progress=False)
+        reporter = TuneReporter(state_dir)
+        train(config, run, callbacks=[reporter], state_dir=state_dir, progress=False)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vgd.audio import save_audio
+from vgd.config import RunConfig, TrainConfig, apply_overrides
 from vgd.manifest import Clip, write_manifest
 
 # The toy tones carry pitch only, in a few dozen training steps: a finer front end with per-band
@@ -38,6 +39,38 @@ def write_toy_corpus(
     return write_manifest(clips, root / "manifest.csv")
 
 
+def toy_run(manifest: Path, tmp_path: Path, **extra) -> RunConfig:
+    """Run settings for a toy training run: its manifest and a cache under ``tmp_path``."""
+    return RunConfig(manifest=str(manifest), cache_dir=str(tmp_path / "cache"), **extra)
+
+
+def toy_config(manifest: Path, tmp_path: Path, **extra) -> TrainConfig:
+    """A recipe that learns the toy voices in a few seconds; ``extra`` overrides by path."""
+    overrides = {
+        "window.seconds": 1.0,
+        "optim.epochs": 4,
+        "optim.batch_size": 8,
+        "optim.patience": 0,
+        "model.width": 8,
+        **TOY_FEATURES,
+        "split.val_fraction": 0.2,
+        "split.test_fraction": 0.2,
+    }
+    return apply_overrides(TrainConfig(), {**overrides, **extra})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``gpu`` are skipped, and reported as skipped, where CUDA is absent."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run scripts/gpu_check.sh on one)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def toy_manifest(tmp_path: Path) -> Path:
     return write_toy_corpus(tmp_path / "toy")
@@ -46,7 +79,6 @@ def toy_manifest(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def toy_model(tmp_path_factory) -> Path:
     """A checkpoint trained for a few seconds on the toy corpus (its manifest beside it)."""
-    from vgd.config import TrainConfig, apply_overrides
     from vgd.train import save_outputs, train
 
     root = tmp_path_factory.mktemp("toy_model")
@@ -54,8 +86,7 @@ def toy_model(tmp_path_factory) -> Path:
     config = apply_overrides(
         TrainConfig(),
         {
-            "data.manifest": str(manifest),
-            "data.crop_s": 1.0,
+            "window.seconds": 1.0,
             "optim.epochs": 6,
             "optim.batch_size": 8,
             "model.width": 8,
@@ -64,4 +95,10 @@ def toy_model(tmp_path_factory) -> Path:
             "split.test_fraction": 0.2,
         },
     )
-    return save_outputs(train(config, progress=False), root / "run")["model"]
+    run = RunConfig(manifest=str(manifest))
+    return save_outputs(train(config, run, progress=False), root / "run")["model"]
+
+
+def toy_manifest_of(model: Path) -> Path:
+    """The manifest the ``toy_model`` checkpoint was trained on (a checkpoint holds no paths)."""
+    return model.parent.parent / "toy" / "manifest.csv"

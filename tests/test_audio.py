@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from conftest import voice
-from vgd.audio import AudioError, audio_info, load_audio, save_audio, stream_windows
+from vgd.audio import AudioError, load_audio, save_audio
 from vgd.config import AudioConfig
 
 CFG = AudioConfig()
@@ -98,15 +98,3 @@ def test_silent(tmp_path):
 
 def test_directory_is_not_audio(tmp_path):
     assert "directory" in _reason(tmp_path)
-
-
-def test_stream_windows_covers_the_file_without_loading_it_whole(tmp_path):
-    save_audio(tmp_path / "long.wav", voice(150, 10.5, rate=8000), 8000)
-    windows = list(stream_windows(tmp_path / "long.wav", CFG, window_s=3.0))
-    assert [w.size for w in windows] == [48000, 48000, 48000, 24000]
-    assert audio_info(tmp_path / "long.wav").duration_s == pytest.approx(10.5)
-
-
-def test_stream_windows_drops_a_tiny_tail(tmp_path):
-    save_audio(tmp_path / "a.wav", voice(150, 6.4), 16000)
-    assert len(list(stream_windows(tmp_path / "a.wav", CFG, window_s=3.0))) == 2

@@ -12,8 +12,8 @@ from conftest import voice
 from vgd.audio import save_audio
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_accuracy.py"
-TINY = ["model.width=4", "model.n_blocks=2", "data.crop_s=1.0", "optim.epochs=2"]
-TINY += ["optim.batch_size=4", "threads=1", "device=cpu"]
+TINY = ["model.width=4", "model.n_blocks=2", "window.seconds=1.0", "optim.epochs=2"]
+TINY += ["optim.batch_size=4"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def fake_librispeech(root: Path, speakers: int = 10) -> dict[str, str]:
 
 
 def run(bench, root: Path, out: Path, *extra: str) -> int:
-    sets = [x for item in TINY for x in ("--set", item)]
+    sets = [x for item in TINY for x in ("--set", item)] + ["--threads", "1", "--device", "cpu"]
     return bench.main(["--root", str(root), "--folds", "2", "--out", str(out), "-q", *sets, *extra])
 
 

@@ -27,7 +27,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
         "--set",
         "optim.epochs=5",
         "--set",
-        "data.crop_s=1.0",
+        "window.seconds=1.0",
         "--set",
         "model.width=8",
         "--set",
@@ -36,7 +36,9 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     )
     assert code == 0 and "checkpoint:" in out
     model = tmp_path / "run" / "model.pt"
-    code, out, _ = run(capsys, "evaluate", model, "--out", tmp_path / "eval")
+    code, out, _ = run(
+        capsys, "evaluate", model, "--manifest", manifest, "--out", tmp_path / "eval"
+    )
     assert code == 0 and "balanced accuracy" in out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["balanced_accuracy"] >= 0.75 and (tmp_path / "eval" / "confusion.png").exists()
@@ -55,14 +57,16 @@ def test_train_rerun_resumes_from_saved_state(toy_manifest, tmp_path, capsys):
         "--set",
         "optim.epochs=1",
         "--set",
-        "data.crop_s=1.0",
+        "window.seconds=1.0",
         "--set",
         "model.width=4",
     ]
     assert run(capsys, *args)[0] == 0
     assert (tmp_path / "r" / "state" / "state.pt").exists()
+    moved = ["--threads", "1", "--cache-dir", tmp_path / "cache"]  # run settings may change
+    assert run(capsys, *args, *moved)[0] == 0
     code, _, err = run(capsys, *args[:-2], "--set", "model.width=6")
-    assert code == 2 and "different config" in err and "--restart" in err
+    assert code == 2 and "different training config" in err and "--restart" in err
     assert run(capsys, *args[:-2], "--set", "model.width=6", "--restart")[0] == 0
 
 

@@ -1,4 +1,4 @@
-"""AudioDataset: crops, padding, evaluation windows, augmentation, workers, and the shared cache."""
+"""AudioDataset: training crops, augmentation, workers, balancing, and the shared cache."""
 
 import multiprocessing as mp
 
@@ -17,23 +17,21 @@ from vgd.dataset import (
     augment_wave,
     balanced_sampler,
     class_weights,
-    crop_or_pad,
     make_reader,
     random_eq,
-    window_starts,
 )
 from vgd.manifest import Clip, read_manifest
 
 LABELS = ("female", "male")
 
 
-def dataset(manifest, train, **kw):
+def dataset(manifest, **kw):
     clips = read_manifest(manifest)
-    return AudioDataset(clips, LABELS, make_reader(AudioConfig()), 16000, 1.0, train=train, **kw)
+    return AudioDataset(clips, LABELS, make_reader(AudioConfig()), 16000, 1.0, **kw)
 
 
 def test_training_crops_have_fixed_length_and_change_per_epoch(toy_manifest):
-    ds = dataset(toy_manifest, train=True)
+    ds = dataset(toy_manifest)
     a, label = ds[0]
     assert a.shape == (16000,) and label in (0, 1)
     ds.set_epoch(1)
@@ -48,34 +46,17 @@ def test_long_clips_give_one_training_crop_per_crop_length(tmp_path):
         Clip(str(tmp_path / "a.wav"), "female", "s1", 3.5),  # 3 one-second crops
         Clip(str(tmp_path / "b.wav"), "male", "s2", 0.6),  # shorter than a crop: still one
     ]
-    by_duration = AudioDataset(clips, LABELS, None, 16000, 1.0, train=True, crops_per_clip=0)
+    by_duration = AudioDataset(clips, LABELS, None, 16000, 1.0, crops_per_clip=0)
     assert by_duration.items == [0, 0, 0, 1] and by_duration.targets == [0, 0, 0, 1]
-    fixed = AudioDataset(clips, LABELS, None, 16000, 1.0, train=True, crops_per_clip=2)
+    fixed = AudioDataset(clips, LABELS, None, 16000, 1.0, crops_per_clip=2)
     assert len(fixed) == 4 and fixed.targets == [0, 0, 1, 1]
 
 
 def test_crops_of_one_clip_differ_within_an_epoch(toy_manifest):
-    ds = dataset(toy_manifest, train=True, crops_per_clip=2)
+    ds = dataset(toy_manifest, crops_per_clip=2)
     assert len(ds) == 2 * len(ds.clips) and ds.items[:2] == [0, 0]
     (a, la), (b, lb) = ds[0], ds[1]
     assert la == lb and not torch.equal(a, b)
-
-
-def test_short_clips_are_filled_to_the_crop():
-    wave = np.arange(1, 11, dtype=np.float32)
-    out = crop_or_pad(wave, 0, 25)
-    assert out.shape == (25,) and np.all(out != 0) and out[10] == wave[0]
-    assert np.all(crop_or_pad(np.zeros(0, np.float32), 0, 5) == 0)
-
-
-def test_eval_windows_are_deterministic_and_evenly_spaced(toy_manifest):
-    assert window_starts(100, 40, 4) == [0, 30, 60]
-    assert window_starts(30, 40, 4) == [0]
-    assert window_starts(1000, 40, 4) == [0, 320, 640, 960]
-    ds = dataset(toy_manifest, train=False, max_windows=4)
-    assert len(ds) == 2 * len(ds.clips)  # 1.5 s clips, 1 s windows
-    wave, label, clip = ds[3]
-    assert torch.equal(wave, ds[3][0]) and clip == 1
 
 
 def test_random_eq_is_a_smooth_gain_within_its_bound():
@@ -104,7 +85,7 @@ def test_augmentation_changes_level_and_adds_noise():
 
 
 def test_works_with_dataloader_workers(toy_manifest):
-    ds = dataset(toy_manifest, train=True, augment=AugmentConfig())
+    ds = dataset(toy_manifest, augment=AugmentConfig())
     serial = torch.cat([w for w, _ in DataLoader(ds, batch_size=8)])
     parallel = torch.cat([w for w, _ in DataLoader(ds, batch_size=8, num_workers=2)])
     assert torch.equal(serial, parallel)  # randomness from (seed, epoch, index), not the worker
@@ -112,7 +93,7 @@ def test_works_with_dataloader_workers(toy_manifest):
 
 def test_unreadable_clip_becomes_an_ignored_item(tmp_path):
     clip = Clip(str(tmp_path / "gone.wav"), "male", "s", 1.0, "c")
-    ds = AudioDataset([clip], LABELS, make_reader(AudioConfig()), 16000, 1.0, train=True)
+    ds = AudioDataset([clip], LABELS, make_reader(AudioConfig()), 16000, 1.0)
     wave, label = ds[0]
     assert label == IGNORE and wave.abs().sum() == 0
 

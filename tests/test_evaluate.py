@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import toy_manifest_of
 from vgd.checkpoint import load_checkpoint
 from vgd.evaluate import IGNORE, compute_metrics, evaluate, format_metrics, write_report
 from vgd.train import load_clips
@@ -41,8 +42,8 @@ def test_single_class_has_no_auc():
 
 def test_evaluate_writes_report(toy_model, tmp_path):
     loaded = load_checkpoint(toy_model)
-    clips = [c for c in load_clips(loaded.config) if c.split == "test"]
-    result = evaluate(loaded, clips, batch_size=16, device="cpu")
+    clips = [c for c in load_clips(loaded.recipe, toy_manifest_of(toy_model)) if c.split == "test"]
+    result = evaluate(loaded, clips, batch_size=16)
     assert result.metrics["n_clips"] == len(clips) and result.metrics["balanced_accuracy"] >= 0.75
     paths = write_report(result, tmp_path / "eval")
     assert json.loads(paths["metrics"].read_text())["n_clips"] == len(clips)

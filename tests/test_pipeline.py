@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,11 +12,11 @@ import pytest
 import yaml
 
 from conftest import write_toy_corpus
-from search.config import SearchConfig
 from vgd.checkpoint import load_checkpoint
-from vgd.config import ConfigError, TrainConfig, apply_overrides, from_dict, save_config
+from vgd.config import ConfigError, TrainConfig, apply_overrides, save_config
 from vgd.manifest import read_manifest
-from vgd.pipeline import best_epochs, load_params, stage_data, stage_evaluate, stage_retrain
+from vgd.params import load_params
+from vgd.pipeline import best_epochs, stage_data, stage_evaluate, stage_retrain
 from vgd.splits import check_speaker_disjoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,17 +24,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_key_in_params_yaml_names_a_config_field():
     params = load_params(ROOT / "params.yaml")
-    search = from_dict(SearchConfig, params.search, "search.")
-    assert params.data.source == "synth" and search.name == "pipeline"
+    assert params.data.source == "synth" and params.search.name == "pipeline"
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert list(stages) == ["data", "search", "retrain", "evaluate"]
-    for stage in stages.values():  # every stage names its params and the code it runs
-        code = [d for d in stage["deps"] if d.endswith(".py") or d == "search"]
-        assert stage["params"] and code
+    for stage in stages.values():  # every stage names its params and depends on the code
+        assert stage["params"] and "vgd" in stage["deps"]
+
+
+def test_dvc_yaml_takes_every_path_from_params():
+    text = (ROOT / "dvc.yaml").read_text()
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    used = set(re.findall(r"\$\{([a-z_]+\.[a-z_]+)\}", text))
+    assert {"data.out", "search.results_dir", "search.name", "retrain.out", "evaluate.out"} <= used
+    for key in used:  # DVC reads params.yaml itself: each key must be written there
+        section, name = key.split(".")
+        assert name in raw[section], f"params.yaml lacks {key}, which dvc.yaml uses"
+    assert "results/" not in text and "data/pipeline" not in text  # no path typed twice
 
 
 @pytest.mark.parametrize(
-    ("section", "key"), [("data", "sorce"), ("retrain", "epoch"), ("split", "seed_")]
+    ("section", "key"),
+    [("data", "sorce"), ("retrain", "epoch"), ("split", "seed_"), ("search", "spaec")],
 )
 def test_a_misspelt_param_is_rejected_naming_it(tmp_path, section, key):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -46,17 +57,30 @@ def test_a_misspelt_param_is_rejected_naming_it(tmp_path, section, key):
 def test_unknown_section_and_bad_values_are_rejected(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("trainer: {}\n")
-    with pytest.raises(ConfigError, match="unknown section 'trainer'"):
+    with pytest.raises(ConfigError, match="trainer: unknown key"):
         load_params(path)
     path.write_text("data: {source: folder}\n")
     with pytest.raises(ConfigError, match="data.root: required"):
         load_params(path)
+    path.write_text("search: {sampler: grid, name: x}\n")
+    with pytest.raises(ConfigError, match="search.sampler"):
+        load_params(path)
+    path.write_text("search: {name: ''}\n")
+    with pytest.raises(ConfigError, match="search.name: required"):
+        load_params(path)
+
+
+def test_the_search_reads_the_data_stages_manifest(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    assert params.search_config.manifest == str(params.data.manifest)
+    assert params.search_config.space == params.search.space
 
 
 def _params(tmp_path, manifest, **retrain):
     params = {
         "data": {"source": "csv", "root": str(manifest), "out": str(tmp_path / "data")},
         "split": {"val_fraction": 0.2, "test_fraction": 0.2, "seed": 1},
+        "search": {"name": "s", "results_dir": str(tmp_path / "search")},
         "retrain": {"out": str(tmp_path / "model"), **retrain},
         "evaluate": {"out": str(tmp_path / "model" / "eval")},
     }
@@ -65,15 +89,18 @@ def _params(tmp_path, manifest, **retrain):
     return load_params(path)
 
 
-def _search_outputs(tmp_path, best_epoch):
+def _search_outputs(params, best_epoch):
+    """What the search stage leaves for retrain: best_config.yaml and summary.json."""
     config = apply_overrides(
         TrainConfig(),
-        {"model.width": 4, "model.n_blocks": 2, "data.crop_s": 1.0, "optim.batch_size": 8},
+        {"model.width": 4, "model.n_blocks": 2, "window.seconds": 1.0, "optim.batch_size": 8},
     )
-    save_config(config, tmp_path / "best_config.yaml")
+    out = params.search.results
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "best_config.yaml")
     summary = {"best": {"trial_id": "t1", "best_epoch": best_epoch}}
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
-    return tmp_path / "best_config.yaml", tmp_path / "summary.json"
+    (out / "summary.json").write_text(json.dumps(summary))
+    return out / "summary.json"
 
 
 def test_stages_build_retrain_on_train_and_val_then_score_the_test_split(tmp_path):
@@ -85,16 +112,16 @@ def test_stages_build_retrain_on_train_and_val_then_score_the_test_split(tmp_pat
     check_speaker_disjoint(clips)
     assert {c.split for c in clips} == {"train", "val", "test"} and not data.failures
 
-    best_config, summary = _search_outputs(tmp_path, best_epoch=2)
-    paths = stage_retrain(params, best_config, summary, progress=False)
+    _search_outputs(params, best_epoch=2)
+    paths = stage_retrain(params, progress=False)
     history = json.loads(paths["history"].read_text())["epochs"]
     assert [h["epoch"] for h in history] == [1, 2]  # the best trial's epochs, no early stop
     assert all("val_loss" not in h for h in history)  # val was folded into training
     loaded = load_checkpoint(paths["model"])
-    assert loaded.config.data.train_splits == ("train", "val")
+    assert loaded.recipe.data.train_splits == ("train", "val")
     assert not (tmp_path / "model" / "state").exists()
 
-    metrics, report = stage_evaluate(params, paths["model"])
+    metrics, report = stage_evaluate(params)
     test_clips = [c for c in clips if c.split == "test"]
     assert metrics["n_clips"] == len(test_clips)
     assert json.loads(report["metrics"].read_text())["balanced_accuracy"] == pytest.approx(
@@ -106,10 +133,8 @@ def test_retrain_epochs_param_overrides_the_search_and_missing_summary_is_clear(
     corpus = write_toy_corpus(tmp_path / "toy", speakers=8, utterances=1, seconds=1.0)
     params = _params(tmp_path, corpus, epochs=1)
     stage_data(params, progress=False)
-    best_config, summary = _search_outputs(tmp_path, best_epoch=5)
-    history = json.loads(stage_retrain(params, best_config, summary, False)["history"].read_text())[
-        "epochs"
-    ]
+    summary = _search_outputs(params, best_epoch=5)
+    history = json.loads(stage_retrain(params, progress=False)["history"].read_text())["epochs"]
     assert len(history) == 1
     assert best_epochs(summary) == 5
     with pytest.raises(ConfigError, match="no search summary"):
@@ -119,23 +144,30 @@ def test_retrain_epochs_param_overrides_the_search_and_missing_summary_is_clear(
 # ----------------------------------------------------------------------------- dvc repro
 
 
+SOURCE_DIRS = ("vgd/", "search/", "search_spaces/", "scripts/", "tests/")
+
+
+def _git(repo: Path, *args: str) -> str:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    return subprocess.run(
+        [*git, *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def _fresh_clone(dest: Path) -> Path:
-    """The tracked files of this working tree, as a new git repository (a clean clone)."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for f in files:
+    """This working tree as a clean clone: tracked files plus new, not yet committed sources.
+
+    What a run left behind (dvc.lock, DVC's .gitignore files, results) is not copied.
+    """
+    tracked = _git(ROOT, "ls-files").split()
+    new = [f for f in _git(ROOT, "ls-files", "-o", "--exclude-standard").split()]
+    for f in tracked + [f for f in new if f.startswith(SOURCE_DIRS)]:
         if (ROOT / f).is_file():
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest / f)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "clone"], cwd=dest, check=True)
+    _git(dest, "init", "-q")
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-qm", "clone")
     return dest
 
 
@@ -157,18 +189,20 @@ def test_dvc_repro_runs_the_pipeline_then_has_nothing_to_do(tmp_path):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["search"]["space"] = "smoke"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _git(repo, "commit", "-qam", "smoke-sized search")
 
     first = _dvc(repo, "repro")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     metrics = json.loads((repo / "results/pipeline/eval/metrics.json").read_text())
     assert 0 <= metrics["balanced_accuracy"] <= 1 and metrics["n_clips"] > 0
     assert load_checkpoint(repo / "results/pipeline/model.pt").labels == ("female", "male")
-    tracked = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True).stdout
-    assert "model.pt" not in tracked and "manifest.csv" not in tracked  # DVC's, not git's
+    _only_dvc_files_to_commit(repo)
+    _no_machine_paths_in_results(repo)
 
     second = _dvc(repo, "repro")
     assert second.returncode == 0 and "Stage 'search' didn't change" in second.stdout
     assert "Running stage" not in second.stdout
+    _a_code_change_marks_the_evaluate_stage(repo)
 
     params["evaluate"]["batch_size"] = 32  # only evaluate depends on it
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -188,6 +222,39 @@ def test_dvc_repro_runs_the_pipeline_then_has_nothing_to_do(tmp_path):
 
     _push_then_pull(repo, tmp_path / "remote")
     _promote_then_predict(repo)
+
+
+def _only_dvc_files_to_commit(repo: Path) -> None:
+    """Everything the pipeline wrote is a DVC output or ignored: git sees only DVC's own files."""
+    status = _git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
+    changed = {line[3:] for line in status}
+    assert "dvc.lock" in changed
+    assert all(p == "dvc.lock" or p.endswith(".gitignore") for p in changed), changed
+    tracked = _git(repo, "ls-files")
+    assert "model.pt" not in tracked and "manifest.csv" not in tracked  # DVC's, not git's
+
+
+def _no_machine_paths_in_results(repo: Path) -> None:
+    """The results DVC versions describe the model and the data, not where the run happened."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    outs = {o["path"] for stage in lock.values() for o in stage.get("outs", [])}
+    text_files = [p for p in outs if Path(p).suffix in (".json", ".yaml", ".csv")]
+    files = [repo / p for p in text_files if p.startswith("results/")]
+    assert any(f.name == "best_config.yaml" for f in files) and len(files) >= 8
+    for f in files:
+        text = f.read_text()
+        assert str(repo) not in text and "/tmp/" not in text, f
+
+
+def _a_code_change_marks_the_evaluate_stage(repo: Path) -> None:
+    """Stages depend on the code as folders: an edit to evaluation code invalidates evaluate."""
+    code = repo / "vgd" / "evaluate.py"
+    original = code.read_text()
+    code.write_text(original + "\n# a change\n")
+    status = _dvc(repo, "status")
+    assert "evaluate:" in status.stdout and "modified:" in status.stdout, status.stdout
+    code.write_text(original)
+    assert "up to date" in _dvc(repo, "status").stdout
 
 
 def _push_then_pull(repo: Path, remote: Path) -> None:

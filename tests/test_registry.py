@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import voice
+from conftest import toy_manifest_of, voice
 from vgd.audio import save_audio
 from vgd.checkpoint import load_checkpoint, torch_load, torch_save
 from vgd.cli import main
@@ -25,8 +25,8 @@ from vgd.train import load_clips
 def real_metrics(toy_model):
     """What `vgd evaluate` reports for the toy model on its test split."""
     loaded = load_checkpoint(toy_model)
-    clips = [c for c in load_clips(loaded.config) if c.split == "test"]
-    return evaluate(loaded, clips, batch_size=16, device="cpu").metrics
+    clips = [c for c in load_clips(loaded.recipe, toy_manifest_of(toy_model)) if c.split == "test"]
+    return evaluate(loaded, clips, batch_size=16).metrics
 
 
 def make_run(toy_model, folder: Path, metrics: dict | None = None, tag: str = "") -> Path:
@@ -45,12 +45,14 @@ def scored(value: float) -> dict:
 
 
 @pytest.fixture
-def registry(tmp_path):
+def registry(tmp_path, toy_model):
+    """An empty registry beside a copy of the manifest the toy model was trained on."""
+    shutil.copy(toy_manifest_of(toy_model), tmp_path / "manifest.csv")
     return Registry(tmp_path / "models")
 
 
-def promote(registry, checkpoint, **kwargs):
-    return registry.promote(checkpoint, workdir=registry.root.parent, **kwargs)
+def promote(registry, checkpoint, manifest="manifest.csv", **kwargs):
+    return registry.promote(checkpoint, workdir=registry.root.parent, manifest=manifest, **kwargs)
 
 
 def test_promote_writes_version_card_and_provenance(toy_model, real_metrics, registry, tmp_path):
@@ -63,7 +65,7 @@ def test_promote_writes_version_card_and_provenance(toy_model, real_metrics, reg
     assert index["current"] == "v0001" and index["history"] == ["v0001"]
     info = index["versions"]["v0001"]
     assert info["score"] == pytest.approx(real_metrics["balanced_accuracy"])
-    manifest = Path(load_checkpoint(ckpt).config.data.manifest)
+    manifest = tmp_path / "manifest.csv"
     assert info["data_version"] == hashlib.md5(manifest.read_bytes()).hexdigest()
     assert info["data_version_source"] == "file md5" and info["git_commit"] == "unknown"
     # the registry's copy is the same checkpoint and opens without unpickling code
@@ -79,7 +81,7 @@ def test_promote_writes_version_card_and_provenance(toy_model, real_metrics, reg
     assert "speaker-level accuracy" in card and "Children's voices" in card
     assert "neither female nor male" in card and "Recording conditions" in card
     assert "| test (test) | male |" in card and "| toy |" in card  # data per part and corpus
-    assert "manifest: " in card and info["data_version"] in card
+    assert f"Manifest `{tmp_path / 'manifest.csv'}`" in card and info["data_version"] in card
     assert "Synthetic training data" not in card  # only for the synth corpus
 
 
@@ -218,7 +220,7 @@ def test_promotion_records_the_dvc_hash(toy_model, registry, tmp_path):
     ckpt = make_run(toy_model, tmp_path / "run", scored(0.9))
     manifest = tmp_path / "data" / "manifest.csv"
     manifest.parent.mkdir()
-    shutil.copy(load_checkpoint(ckpt).config.data.manifest, manifest)
+    shutil.copy(tmp_path / "manifest.csv", manifest)
     md5 = hashlib.md5(manifest.read_bytes()).hexdigest()
     outs = [{"path": "data/manifest.csv", "md5": md5}]
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"stages": {"data": {"outs": outs}}}))
@@ -271,11 +273,12 @@ def test_cli_promote_models_and_predict_with_the_promoted_model(
     code, out, _ = run(capsys, "models")
     assert code == 0 and "no models" in out
 
-    code, out, _ = run(capsys, "promote", make_run(toy_model, tmp_path / "a", scored(0.8), "a"))
+    m = ["--manifest", toy_manifest_of(toy_model)]
+    code, out, _ = run(capsys, "promote", make_run(toy_model, tmp_path / "a", scored(0.8), "a"), *m)
     assert code == 0 and "as v0001" in out and (tmp_path / "reg/v0001/MODEL_CARD.md").exists()
-    code, _, err = run(capsys, "promote", make_run(toy_model, tmp_path / "b", scored(0.7), "b"))
+    code, _, err = run(capsys, "promote", make_run(toy_model, tmp_path / "b", scored(0.7), "b"), *m)
     assert code == 2 and "worse than current v0001" in err and len(err.splitlines()) == 1
-    code, out, _ = run(capsys, "promote", tmp_path / "b" / "model.pt", "--force")
+    code, out, _ = run(capsys, "promote", tmp_path / "b" / "model.pt", "--force", *m)
     assert code == 0 and "as v0002" in out
     code, out, _ = run(capsys, "models")
     lines = out.splitlines()
@@ -298,6 +301,9 @@ def test_cli_promote_failures_are_one_line(toy_model, tmp_path, capsys, monkeypa
     ckpt = make_run(toy_model, tmp_path / "a")
     code, _, err = run(capsys, "promote", ckpt, "--registry", reg)
     assert code == 2 and "no evaluation metrics" in err and len(err.splitlines()) == 1
+    scored_run = make_run(toy_model, tmp_path / "b", scored(0.8))
+    code, _, err = run(capsys, "promote", scored_run, "--registry", reg)  # no --manifest
+    assert code == 2 and "pass it with --manifest" in err and len(err.splitlines()) == 1
     code, _, err = run(capsys, "promote", "--rollback", "--registry", reg)
     assert code == 2 and "no previous version" in err
     code, _, err = run(capsys, "promote", ckpt, "--rollback", "--registry", reg)
@@ -307,5 +313,13 @@ def test_cli_promote_failures_are_one_line(toy_model, tmp_path, capsys, monkeypa
 def test_cli_promotes_the_pipeline_output_by_default(toy_model, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_run(toy_model, tmp_path / "results" / "pipeline", scored(0.9))  # metrics in eval/
+    (tmp_path / "data" / "pipeline").mkdir(parents=True)
+    shutil.copy(toy_manifest_of(toy_model), tmp_path / "data" / "pipeline" / "manifest.csv")
     code, out, _ = run(capsys, "promote")
     assert code == 0 and (tmp_path / "models" / "v0001" / "model.pt").exists()
+
+
+def test_a_manifest_is_required_since_checkpoints_hold_no_paths(toy_model, registry, tmp_path):
+    ckpt = make_run(toy_model, tmp_path / "run", scored(0.8))
+    with pytest.raises(PromotionError, match="--manifest"):
+        promote(registry, ckpt, manifest=None)

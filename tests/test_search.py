@@ -61,10 +61,12 @@ def test_smoke_search_writes_every_result(tmp_path, corpus):
     rows = trials(out)
     assert len(rows) == 4 and {r["status"] for r in rows} <= {"completed", "stopped"}
     assert rows[0]["optim.lr"] == "0.003"  # the default configuration runs first
-    best = load_config(out / "best_config.yaml")
-    assert best.data.manifest == str(corpus)
+    best = load_config(out / "best_config.yaml")  # a recipe: no manifest, cache or threads
+    assert (
+        best.model.width in (4, 8) and str(tmp_path) not in (out / "best_config.yaml").read_text()
+    )
     loaded = load_checkpoint(out / "best_model.pt")
-    assert loaded.config.model.width in (4, 8)
+    assert loaded.recipe == best
     assert (out / "search.png").stat().st_size > 5000
     assert "tensorboard --logdir" in proc.stdout and "best val_balanced_accuracy" in proc.stdout
     assert "[search " in proc.stderr  # the live progress line
@@ -87,7 +89,7 @@ def test_failing_trials_are_retried_then_recorded(tmp_path, corpus):
                     "optim.epochs": 1,
                     "model.width": 4,
                     "model.n_blocks": 2,
-                    "data.crop_s": 1.0,
+                    "window.seconds": 1.0,
                 },
                 # a validation split that does not exist makes a trial raise
                 "parameters": {"data.val_split": {"categorical": ["val", "holdout"]}},

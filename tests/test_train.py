@@ -1,34 +1,22 @@
 """Training: learns the toy voices, is reproducible on the CPU, resumes, and saves checkpoints."""
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from conftest import TOY_FEATURES, write_toy_corpus
+from conftest import toy_config, toy_run, voice, write_toy_corpus
 from vgd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vgd.config import ConfigError, TrainConfig, apply_overrides
+from vgd.config import ConfigError, RunConfig, apply_overrides
 from vgd.train import save_outputs, train
-
-
-def toy_config(manifest, tmp_path, **extra):
-    overrides = {
-        "data.manifest": str(manifest),
-        "data.crop_s": 1.0,
-        "data.cache_dir": str(tmp_path / "cache"),
-        "optim.epochs": 4,
-        "optim.batch_size": 8,
-        "optim.patience": 0,
-        "model.width": 8,
-        **TOY_FEATURES,
-        "split.val_fraction": 0.2,
-        "split.test_fraction": 0.2,
-    }
-    return apply_overrides(TrainConfig(), {**overrides, **extra})
 
 
 def test_learns_pitch_separated_toy_voices(tmp_path):
     manifest = write_toy_corpus(tmp_path / "toy", speakers=12, utterances=8)
     cfg = toy_config(manifest, tmp_path, **{"optim.epochs": 6})
-    result = train(cfg, progress=False)
+    result = train(cfg, toy_run(manifest, tmp_path), progress=False)
     assert result.history[0]["val_loss"] > result.history[-1]["val_loss"]
     assert result.best["val_balanced_accuracy"] == 1.0
     assert [h["epoch"] for h in result.history] == list(range(1, 7))
@@ -36,7 +24,8 @@ def test_learns_pitch_separated_toy_voices(tmp_path):
 
 def test_reproducible_on_cpu(toy_manifest, tmp_path):
     cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2})
-    a, b = train(cfg, progress=False), train(cfg, progress=False)
+    run = toy_run(toy_manifest, tmp_path)
+    a, b = train(cfg, run, progress=False), train(cfg, run, progress=False)
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k])
@@ -47,31 +36,40 @@ class Interrupt(Exception):
 
 
 def test_interrupted_training_resumes_to_the_same_result(toy_manifest, tmp_path):
-    cfg = toy_config(toy_manifest, tmp_path)
-    full = train(cfg, progress=False)
+    cfg, run = toy_config(toy_manifest, tmp_path), toy_run(toy_manifest, tmp_path)
+    full = train(cfg, run, progress=False)
 
     def stop_after_two(metrics):
         if metrics["epoch"] == 2:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(cfg, callbacks=[stop_after_two], state_dir=tmp_path / "state", progress=False)
+        train(cfg, run, callbacks=[stop_after_two], state_dir=tmp_path / "state", progress=False)
     seen = []
-    resumed = train(cfg, callbacks=[seen.append], state_dir=tmp_path / "state", progress=False)
+    # Run settings may change between the two runs: no cache, another worker count.
+    moved = RunConfig(manifest=str(toy_manifest), num_workers=1, device="cpu")
+    resumed = train(
+        cfg, moved, callbacks=[seen.append], state_dir=tmp_path / "state", progress=False
+    )
     assert [m["epoch"] for m in seen] == [3, 4]
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
 
 
 def test_resume_with_a_different_config_is_refused(toy_manifest, tmp_path):
-    cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1})
-    train(cfg, state_dir=tmp_path / "s", progress=False)
-    with pytest.raises(ConfigError, match="different config"):
-        train(apply_overrides(cfg, {"optim.lr": 1e-4}), state_dir=tmp_path / "s", progress=False)
+    cfg, run = (
+        toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1}),
+        toy_run(toy_manifest, tmp_path),
+    )
+    train(cfg, run, state_dir=tmp_path / "s", progress=False)
+    with pytest.raises(ConfigError, match="different training config"):
+        train(
+            apply_overrides(cfg, {"optim.lr": 1e-4}), run, state_dir=tmp_path / "s", progress=False
+        )
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(toy_manifest, tmp_path):
     cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 30, "optim.patience": 2})
-    result = train(cfg, progress=False)
+    result = train(cfg, toy_run(toy_manifest, tmp_path), progress=False)
     assert result.stopped_early and len(result.history) < 30
     assert len(result.history) - result.best_epoch == 2
 
@@ -80,6 +78,7 @@ def test_callbacks_get_one_metrics_dict_per_epoch(toy_manifest, tmp_path):
     seen = []
     train(
         toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2}),
+        toy_run(toy_manifest, tmp_path),
         callbacks=[seen.append],
         progress=False,
     )
@@ -93,25 +92,36 @@ def test_no_validation_trains_the_full_schedule(toy_manifest, tmp_path):
         tmp_path,
         **{"optim.epochs": 2, "data.val_split": "", "data.train_splits": ["train", "val"]},
     )
-    result = train(cfg, progress=False)
+    result = train(cfg, toy_run(toy_manifest, tmp_path), progress=False)
     assert result.best_epoch == 2 and "val_loss" not in result.history[-1]
 
 
 def test_unreadable_clips_are_left_out_and_listed(toy_manifest, tmp_path):
     victim = next((toy_manifest.parent / "male").glob("*.wav"))
     victim.write_bytes(b"garbage")
-    result = train(toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1}), progress=False)
+    result = train(
+        toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1}),
+        toy_run(toy_manifest, tmp_path),
+        progress=False,
+    )
     assert len(result.unreadable) == 1 and str(victim) in result.unreadable[0]
 
 
 def test_checkpoint_rebuilds_the_model_and_is_self_describing(toy_manifest, tmp_path):
-    result = train(toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1}), progress=False)
+    result = train(
+        toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1}),
+        toy_run(toy_manifest, tmp_path),
+        progress=False,
+    )
     paths = save_outputs(result, tmp_path / "run")
     loaded = load_checkpoint(paths["model"])
-    assert loaded.labels == ("female", "male") and loaded.config == result.config
+    assert loaded.labels == ("female", "male") and loaded.recipe == result.config
+    assert loaded.spec == result.config.spec and loaded.device == torch.device("cpu")
     assert loaded.vgd_version and "best_epoch" in loaded.metrics
     wave = torch.randn(2, 16000)
-    assert torch.allclose(loaded.model(wave), result.model.eval()(wave))
+    # train() returns the model on its training device; load_checkpoint puts it on the CPU.
+    trained = result.model.eval()(wave.to(next(result.model.parameters()).device)).cpu()
+    assert torch.allclose(loaded.model(wave), trained, atol=1e-5)
     assert paths["curves"].stat().st_size > 0 and paths["config"].exists()
 
 
@@ -138,6 +148,52 @@ def test_checkpoint_loading_never_unpickles_code(tmp_path):
 
 
 def test_saved_checkpoint_is_atomic(toy_manifest, tmp_path):
-    result = train(toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1}), progress=False)
-    save_checkpoint(tmp_path / "m.pt", result.model, result.config, result.labels)
+    result = train(
+        toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1}),
+        toy_run(toy_manifest, tmp_path),
+        progress=False,
+    )
+    save_checkpoint(tmp_path / "m.pt", result.model, result.config)
     assert [p.name for p in tmp_path.glob("*m.pt*")] == ["m.pt"]
+
+
+def _leaves(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_checkpoint_holds_the_model_never_the_machine(toy_manifest, tmp_path):
+    run = RunConfig(manifest=str(toy_manifest), cache_dir=str(tmp_path / "cache"), threads=1)
+    result = train(toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1}), run, progress=False)
+    paths = save_outputs(result, tmp_path / "run")
+    data = torch.load(paths["model"], weights_only=True)
+    assert data["format"] == "vgd-checkpoint/2"
+    stored = dict(_leaves({"spec": data["spec"], "recipe": data["recipe"]}))
+    run_fields = {"manifest", "cache_dir", "device", "precision", "threads", "num_workers"}
+    assert not {path.rsplit(".", 1)[-1] for path in stored} & run_fields
+    assert not any(str(tmp_path) in str(v) for v in stored.values())
+    assert str(tmp_path) not in paths["config"].read_text()
+    assert data["spec"]["window"]["seconds"] == 1.0 and data["spec"]["labels"] == ["female", "male"]
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_format_1_checkpoint_still_loads_and_gives_the_same_outputs():
+    """checkpoint_v1.pt was written by vgd before format 2, with its logits on fixed inputs."""
+    expected = json.loads((FIXTURES / "checkpoint_v1.expected.json").read_text())
+    assert torch.load(FIXTURES / "checkpoint_v1.pt", weights_only=True)["format"] == (
+        "vgd-checkpoint/1"
+    )
+    loaded = load_checkpoint(FIXTURES / "checkpoint_v1.pt")
+    assert loaded.spec.window.seconds == 1.0 and loaded.spec.window.max_windows == 4
+    assert loaded.recipe.model.width == 4 and loaded.labels == ("female", "male")
+    waves = torch.from_numpy(
+        np.stack([voice(f0, s, seed=seed) for f0, s, seed in expected["inputs"]])
+    )
+    with torch.inference_mode():
+        logits = loaded.model(waves)
+    assert torch.allclose(logits, torch.tensor(expected["logits"]), atol=1e-5)

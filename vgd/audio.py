@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,41 +142,3 @@ def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None
     sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype=subtype)
-
-
-def stream_windows(
-    path: str | os.PathLike,
-    config: AudioConfig,
-    window_s: float,
-    hop_s: float | None = None,
-) -> Iterator[np.ndarray]:
-    """Yield mono windows of up to ``window_s`` seconds of a recording at ``config.sample_rate``.
-
-    Reads one window at a time, so memory stays flat however long the file is. Windows are not
-    padded: the last one may be shorter (it is dropped when under half a window, unless it is
-    the only one).
-    """
-    info = audio_info(path)
-    hop_s = window_s if hop_s is None else hop_s
-    src_win = round(window_s * info.sample_rate)
-    src_hop = round(hop_s * info.sample_rate)
-    emitted = 0
-    try:
-        with sf.SoundFile(str(path)) as f:
-            start = 0
-            while True:
-                if src_hop != src_win:
-                    f.seek(start)
-                data = f.read(src_win, dtype="float32", always_2d=True)
-                n = data.shape[0]
-                if n == 0 or (emitted and n < src_win // 2):
-                    break
-                yield resample(to_mono(data), info.sample_rate, config.sample_rate)
-                emitted += 1
-                if n < src_win:
-                    break
-                start += src_hop
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError(path, f"not audio or corrupt ({_short(e)})") from e
-    if emitted == 0:
-        raise AudioError(path, "empty (0 audio frames)")

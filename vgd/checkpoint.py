@@ -1,11 +1,15 @@
-"""Self-describing checkpoints: weights + every config needed to rebuild the model + label order.
+"""Self-describing checkpoints: weights + the model spec that rebuilds them + the training recipe.
 
-Saved atomically; loaded with ``torch.load(..., weights_only=True)`` so a checkpoint from anyone
-can be opened without running code from it.
+A checkpoint holds the model, never the machine: the :class:`~vgd.config.ModelSpec` (front end,
+network, labels, window/pool policy) and the :class:`~vgd.config.TrainConfig` recipe it was trained
+with, but no device, thread count, cache folder or manifest path. Saved atomically; loaded with
+``torch.load(..., weights_only=True)`` so a checkpoint from anyone can be opened without running
+code from it. Format 1 (which stored the run settings inside the recipe) still loads.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +18,13 @@ from typing import Any
 import torch
 
 from vgd import __version__
-from vgd.config import ConfigError, TrainConfig, from_dict, to_dict
+from vgd.config import ConfigError, ModelSpec, TrainConfig, from_dict, to_dict
+from vgd.device import resolve_device
 from vgd.io import atomic_path
 from vgd.model import VoiceGenderNet, count_parameters
 
-FORMAT = "vgd-checkpoint/1"
+FORMAT = "vgd-checkpoint/2"
+FORMAT_V1 = "vgd-checkpoint/1"
 
 
 class CheckpointError(ValueError):
@@ -27,19 +33,28 @@ class CheckpointError(ValueError):
 
 @dataclass
 class LoadedModel:
-    """A rebuilt model with what it needs to be used: its config, label order and metrics."""
+    """A rebuilt model (in eval mode, on the device it was loaded to) with its spec and recipe."""
 
     model: VoiceGenderNet
-    config: TrainConfig
-    labels: tuple[str, ...]
+    spec: ModelSpec
+    recipe: TrainConfig
     metrics: dict[str, Any] = field(default_factory=dict)
     vgd_version: str = ""
     path: str = ""
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.spec.labels
 
-def build_model(config: TrainConfig, n_classes: int) -> VoiceGenderNet:
-    """The network a config describes (front end included)."""
-    return VoiceGenderNet(config.features, config.model, config.audio.sample_rate, n_classes)
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights live; inputs must be moved here."""
+        return next(self.model.parameters()).device
+
+
+def build_model(spec: ModelSpec) -> VoiceGenderNet:
+    """The network a spec describes (front end included), on the CPU."""
+    return VoiceGenderNet(spec.features, spec.model, spec.audio.sample_rate, len(spec.labels))
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -52,18 +67,17 @@ def torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def save_checkpoint(
     path: str | os.PathLike,
     model: VoiceGenderNet,
-    config: TrainConfig,
-    labels: tuple[str, ...],
+    recipe: TrainConfig,
     metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a self-describing checkpoint atomically."""
+    """Write a self-describing checkpoint atomically (weights are stored on the CPU)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return torch_save(
         {
             "format": FORMAT,
             "vgd_version": __version__,
-            "config": to_dict(config),
-            "labels": list(labels),
+            "spec": to_dict(recipe.spec),
+            "recipe": to_dict(recipe),
             "parameters": count_parameters(model),
             "metrics": metrics or {},
             "state_dict": state,
@@ -86,22 +100,61 @@ def torch_load(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the model a checkpoint describes, in eval mode on ``device``."""
-    data = torch_load(path)
-    if data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a vgd checkpoint (format {data.get('format')!r})")
+def upgrade_v1_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 TrainConfig dict → today's recipe: run settings dropped, window moved out of data.
+
+    Format 1 evaluated at most ``max_eval_windows`` windows per clip; that limit is kept.
+    """
+    config = copy.deepcopy(config)
+    for key in ("device", "precision", "threads"):
+        config.pop(key, None)
+    data = config.setdefault("data", {})
+    for key in ("manifest", "cache_dir", "num_workers"):
+        data.pop(key, None)
+    config["window"] = {
+        "seconds": data.pop("crop_s", 3.0),
+        "max_windows": data.pop("max_eval_windows", 8),
+    }
+    return config
+
+
+def _recipe(path: Path, data: dict[str, Any]) -> TrainConfig:
+    fmt = data.get("format")
+    if fmt == FORMAT_V1:
+        raw = upgrade_v1_config(data["config"])
+    elif fmt == FORMAT:
+        raw = data["recipe"]
+    else:
+        raise CheckpointError(f"{path}: not a vgd checkpoint (format {fmt!r})")
     try:
-        config = from_dict(TrainConfig, data["config"])
-    except ConfigError as e:
+        recipe = from_dict(TrainConfig, raw)
+        if fmt == FORMAT and from_dict(ModelSpec, data["spec"]) != recipe.spec:
+            raise ConfigError("its model spec and its recipe disagree")
+    except (ConfigError, KeyError) as e:
         raise CheckpointError(f"{path}: config does not fit this vgd ({e})") from e
-    labels = tuple(data["labels"])
-    model = build_model(config, len(labels))
+    return recipe
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model a checkpoint describes, in eval mode on ``device`` (``auto``: CUDA if any).
+
+    Weights are stored on the CPU, so a model trained on CUDA loads on a CPU-only machine.
+    """
+    path = Path(path)
+    data = torch_load(path)
+    recipe = _recipe(path, data)
+    model = build_model(recipe.spec)
     try:
         model.load_state_dict(data["state_dict"])
-    except RuntimeError as e:
+    except (RuntimeError, KeyError) as e:
         raise CheckpointError(f"{path}: weights do not fit the config ({e})") from e
-    model.to(device).eval()
+    dev = resolve_device(device) if isinstance(device, str) else device
+    model.to(dev).eval()
     return LoadedModel(
-        model, config, labels, dict(data.get("metrics", {})), data.get("vgd_version", ""), str(path)
+        model,
+        recipe.spec,
+        recipe,
+        dict(data.get("metrics", {})),
+        data.get("vgd_version", ""),
+        str(path),
     )

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from vgd.audio import AudioError
 from vgd.checkpoint import CheckpointError
+from vgd.cliargs import add_fields, from_args
 from vgd.config import (
     ConfigError,
+    RunConfig,
     SplitConfig,
-    apply_overrides,
     load_config,
     parse_override,
     save_config,
@@ -38,7 +39,6 @@ EXPECTED_ERRORS = (
 )
 DEFAULT_SYNTH_DIR = "data/synth"
 DEFAULT_REGISTRY = "models"  # or $VGD_MODELS
-PIPELINE_MODEL = "results/pipeline/model.pt"  # the DVC pipeline's output (metrics in eval/)
 
 
 def _overrides(items: Sequence[str] | None) -> dict:
@@ -46,10 +46,11 @@ def _overrides(items: Sequence[str] | None) -> dict:
 
 
 def _config(args: argparse.Namespace):
-    overrides = _overrides(getattr(args, "set", None))
-    if getattr(args, "manifest", None):
-        overrides["data.manifest"] = args.manifest
-    return load_config(getattr(args, "config", None), overrides)
+    return load_config(getattr(args, "config", None), _overrides(getattr(args, "set", None)))
+
+
+def _run(args: argparse.Namespace) -> RunConfig:
+    return from_args(RunConfig, args)
 
 
 # ----------------------------------------------------------------------------- data
@@ -102,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     state_dir = Path(args.out) / "state"
     if args.restart and state_dir.exists():
         shutil.rmtree(state_dir)
-    result = train(config, state_dir=state_dir, progress=not args.quiet)
+    result = train(config, _run(args), state_dir=state_dir, progress=not args.quiet)
     paths = save_outputs(result, args.out)
     best = result.best
     score = best.get("val_balanced_accuracy")
@@ -122,14 +123,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from vgd.evaluate import evaluate, format_metrics, write_report
     from vgd.train import load_clips
 
-    loaded = load_checkpoint(args.checkpoint)
-    config = loaded.config
-    if args.manifest:
-        config = apply_overrides(config, {"data.manifest": args.manifest})
-    clips = [c for c in load_clips(config) if c.split in args.split]
+    loaded = load_checkpoint(args.checkpoint, device=args.device)
+    clips = [c for c in load_clips(loaded.recipe, args.manifest) if c.split in args.split]
     if not clips:
-        raise ManifestError(f"{config.data.manifest}: no clips in split(s) {args.split}")
-    result = evaluate(loaded, clips, batch_size=args.batch_size, device=args.device)
+        raise ManifestError(f"{args.manifest}: no clips in split(s) {args.split}")
+    result = evaluate(loaded, clips, batch_size=args.batch_size, cache_dir=args.cache_dir)
     print(format_metrics(result.metrics))
     if args.out:
         paths = write_report(result, args.out)
@@ -142,14 +140,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from vgd.io import atomic_write_text
     from vgd.predict import format_predictions, predict_paths
 
-    loaded = load_checkpoint(args.model or _promoted_model(args), device="cpu")
-    preds = predict_paths(
-        loaded,
-        args.paths,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    loaded = load_checkpoint(args.model or _promoted_model(args), device=args.device)
+    preds = predict_paths(loaded, args.paths, batch_size=args.batch_size, progress=not args.quiet)
     text = format_predictions(preds, loaded.labels, args.format)
     if args.out:
         atomic_write_text(args.out, text)
@@ -187,11 +179,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
         v = registry.rollback()
         print(f"rolled back: current model is {v.name} ({v.metric} {v.score:.4f}), {v.model}")
         return 0
-    checkpoint = args.checkpoint or PIPELINE_MODEL
-    if not args.checkpoint and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: no pipeline output; pass a CHECKPOINT")
+    checkpoint, manifest = args.checkpoint, args.manifest
+    if not checkpoint:
+        checkpoint, pipeline_manifest = _pipeline_outputs(args.params)
+        manifest = manifest or pipeline_manifest
     v = registry.promote(
-        checkpoint, args.metrics, metric=args.metric, force=args.force, manifest=args.manifest
+        checkpoint, args.metrics, metric=args.metric, force=args.force, manifest=manifest
     )
     i = v.info
     print(
@@ -200,6 +193,17 @@ def cmd_promote(args: argparse.Namespace) -> int:
     )
     print(f"model: {v.model}\ncard: {v.path / 'MODEL_CARD.md'}")
     return 0
+
+
+def _pipeline_outputs(params_path: str) -> tuple[Path, str]:
+    """The DVC pipeline's model and the manifest it was trained on, from params.yaml."""
+    from vgd.params import PipelineParams, load_params
+
+    params = load_params(params_path) if Path(params_path).exists() else PipelineParams()
+    checkpoint = params.retrain.model
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: no pipeline output (run dvc repro); or pass one")
+    return checkpoint, str(params.data.manifest)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -220,8 +224,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from vgd import pipeline
+    from vgd.params import load_params
 
-    params = pipeline.load_params(args.params)
+    params = load_params(args.params)
     if args.stage == "data":
         data = pipeline.stage_data(params, progress=not args.quiet)
         for line in data.failures:
@@ -230,15 +235,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(format_stats(data.clips))
         return 0
     if args.stage == "retrain":
-        out = Path(args.search_dir)
-        paths = pipeline.stage_retrain(
-            params, out / "best_config.yaml", out / "summary.json", progress=not args.quiet
-        )
+        paths = pipeline.stage_retrain(params, progress=not args.quiet)
         print(f"checkpoint: {paths['model']}\ncurves: {paths['curves']}")
         return 0
     from vgd.evaluate import format_metrics
 
-    metrics, paths = pipeline.stage_evaluate(params, Path(params.retrain.out) / "model.pt")
+    metrics, paths = pipeline.stage_evaluate(params)
     print(format_metrics(metrics))
     print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
     return 1 if metrics["n_unreadable"] else 0
@@ -272,7 +274,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from vgd.train import load_clips
 
     config = _config(args)
-    metrics = evaluate_pitch_baseline(load_clips(config), config.audio)
+    metrics = evaluate_pitch_baseline(load_clips(config, args.manifest), config.audio)
     print(f"pitch-only baseline: threshold {metrics['threshold_hz']:.1f} Hz (tuned on train)")
     print(format_metrics(metrics))
     return 0
@@ -303,7 +305,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config value by dotted path, e.g. --set optim.lr=1e-3 (repeatable)",
     )
-    p.add_argument("--manifest", help="manifest CSV (overrides data.manifest)")
+
+
+def _add_manifest_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--manifest", default=RunConfig.manifest, help="manifest CSV (default: %(default)s)"
+    )
 
 
 def _add_registry_arg(p: argparse.ArgumentParser) -> None:
@@ -350,17 +357,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (resumes an interrupted run in --out)")
     _add_config_args(p)
+    add_fields(p.add_argument_group("run settings (not stored in the checkpoint)"), RunConfig)
     p.add_argument("--out", default="runs/train", help="output folder")
     p.add_argument("--restart", action="store_true", help="discard saved state in --out")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a split of a manifest")
     p.add_argument("checkpoint")
-    p.add_argument("--manifest", help="manifest CSV (default: the one it was trained on)")
+    _add_manifest_arg(p)
     p.add_argument("--split", nargs="+", default=["test"])
     p.add_argument("--out", help="folder for metrics.json, predictions and plots")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
+    p.add_argument("--cache-dir", default="", help="decoded-audio cache folder")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify audio files, folders and long recordings")
@@ -369,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--out", help="write to this file instead of standard output")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     _add_registry_arg(p)
     p.set_defaults(func=cmd_predict)
 
@@ -377,13 +386,18 @@ def build_parser() -> argparse.ArgumentParser:
         "promote",
         help="add an evaluated checkpoint to the model registry (refused if it scores worse)",
     )
-    p.add_argument("checkpoint", nargs="?", help=f"model.pt (default: {PIPELINE_MODEL})")
+    p.add_argument("checkpoint", nargs="?", help="model.pt (default: the pipeline's model)")
     p.add_argument(
         "--metrics", help="metrics.json (default: beside the checkpoint, then in eval/ beside it)"
     )
     p.add_argument("--metric", default="balanced_accuracy", help="the score that must not drop")
     p.add_argument("--force", action="store_true", help="promote even if worse")
-    p.add_argument("--manifest", help="manifest it was trained on (default: from its config)")
+    p.add_argument(
+        "--manifest",
+        help="manifest it was trained on, for the model card (default: the pipeline's, from "
+        "params.yaml, when promoting the pipeline's model)",
+    )
+    p.add_argument("--params", default="params.yaml", help="the pipeline's params (default model)")
     p.add_argument("--rollback", action="store_true", help="restore the previous version")
     _add_registry_arg(p)
     p.set_defaults(func=cmd_promote)
@@ -395,11 +409,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pipeline", help="one stage of the DVC pipeline (dvc.yaml runs these)")
     p.add_argument("stage", choices=["data", "retrain", "evaluate"])
     p.add_argument("--params", default="params.yaml")
-    p.add_argument(
-        "--search-dir",
-        default="results/search/pipeline",
-        help="where the search stage left best_config.yaml and summary.json",
-    )
     p.set_defaults(func=cmd_pipeline)
 
     plot = sub.add_parser("plot", help="figures").add_subparsers(dest="plot_command", required=True)
@@ -413,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("baseline", help="pitch-only baseline (median F0, threshold tuned on train)")
     _add_config_args(p)
+    _add_manifest_arg(p)
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("config", help="print (or write) the resolved training config")

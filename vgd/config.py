@@ -149,27 +149,38 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Which clips feed training, how they are cropped, cached, loaded and balanced."""
+class WindowConfig:
+    """How a recording becomes model inputs: fixed-length windows whose probabilities are pooled.
 
-    manifest: str = "data/synth/manifest.csv"
+    Training crops have the same length, so the model sees at inference what it learnt on.
+    """
+
+    seconds: float = 3.0
+    # 0: every window needed to cover the recording; N: at most N of them, evenly spaced
+    max_windows: int = 0
+
+    def __post_init__(self) -> None:
+        _check(0.25 <= self.seconds <= 30, "window.seconds", "must be in [0.25, 30] seconds")
+        _check(self.max_windows >= 0, "window.max_windows", "must be >= 0 (0: all windows)")
+
+    def samples(self, sample_rate: int) -> int:
+        return round(self.seconds * sample_rate)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which clips feed training and validation, how many crops each gives, how classes balance."""
+
     labels: tuple[str, ...] = LABELS
     train_splits: tuple[str, ...] = ("train",)
     val_split: str = "val"  # empty: no validation, train for the full schedule
-    crop_s: float = 3.0
-    max_eval_windows: int = 8  # evaluation windows per clip (pooled), evenly spaced
-    crops_per_clip: int = 0  # training crops per clip per epoch; 0: one per crop_s of audio
-    cache_dir: str = ""  # decoded-audio cache; empty: decode on every read
-    num_workers: int = 0
+    crops_per_clip: int = 0  # training crops per clip per epoch; 0: one per window of audio
     balance: str = "sampler"  # sampler: class-balanced sampling; loss: class weights; none
 
     def __post_init__(self) -> None:
         _check(len(set(self.labels)) == len(self.labels) >= 2, "data.labels", "need 2+ distinct")
         _check(len(self.train_splits) >= 1, "data.train_splits", "need at least one split")
-        _check(0.25 <= self.crop_s <= 30, "data.crop_s", "must be in [0.25, 30] seconds")
-        _check(self.max_eval_windows >= 1, "data.max_eval_windows", "must be >= 1")
         _check(self.crops_per_clip >= 0, "data.crops_per_clip", "must be >= 0 (0: by duration)")
-        _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
         _check(
             self.balance in ("sampler", "loss", "none"),
             "data.balance",
@@ -206,20 +217,78 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything one training run needs; what a checkpoint records and a search varies."""
+class ModelSpec:
+    """What a checkpoint must hold to turn a waveform into an answer: front end, network, labels
+    and the window/pool policy. Nothing about the machine it was trained on."""
 
-    seed: int = 0
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    precision: str = "auto"  # auto (bf16/fp16 mixed on CUDA, fp32 on CPU), fp32, fp16, bf16
-    threads: int = 0  # torch intra-op threads on the CPU; 0 leaves torch's default
+    labels: tuple[str, ...] = LABELS
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+
+    def __post_init__(self) -> None:
+        _check(len(set(self.labels)) == len(self.labels) >= 2, "labels", "need 2+ distinct")
+        _check(
+            self.features.f_max <= self.audio.sample_rate / 2,
+            "features.f_max",
+            f"must be <= sample_rate / 2 = {self.audio.sample_rate / 2:g}",
+        )
+        _check(
+            self.features.win_length(self.audio.sample_rate)
+            <= self.window.samples(self.audio.sample_rate),
+            "window.seconds",
+            "must be longer than one analysis window",
+        )
+
+    @property
+    def window_samples(self) -> int:
+        return self.window.samples(self.audio.sample_rate)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The recipe of one training run: what a search varies and best_config.yaml records.
+
+    Where the run happens (device, threads, the manifest's path, caches) is a
+    :class:`RunConfig`, so a recipe means the same on every machine.
+    """
+
+    seed: int = 0
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        self.spec  # noqa: B018 -- validates the model spec this recipe implies
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The part of the recipe that a checkpoint needs to run the model."""
+        return ModelSpec(self.data.labels, self.audio, self.features, self.model, self.window)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how a run executes; never stored in a checkpoint or a best_config.yaml."""
+
+    manifest: str = field(
+        default="data/synth/manifest.csv", metadata={"help": "manifest CSV of the clips"}
+    )
+    device: str = field(default="auto", metadata={"help": "auto (CUDA if present), cpu, cuda:N"})
+    precision: str = field(
+        default="auto", metadata={"help": "auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16"}
+    )
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+    cache_dir: str = field(
+        default="", metadata={"help": "decoded-audio cache folder ('': decode on every read)"}
+    )
 
     def __post_init__(self) -> None:
         _check(
@@ -233,17 +302,7 @@ class TrainConfig:
             f"must be auto, cpu, cuda or cuda:N, not {self.device!r}",
         )
         _check(self.threads >= 0, "threads", "must be >= 0")
-        _check(
-            self.features.f_max <= self.audio.sample_rate / 2,
-            "features.f_max",
-            f"must be <= sample_rate / 2 = {self.audio.sample_rate / 2:g}",
-        )
-        _check(
-            self.features.win_length(self.audio.sample_rate)
-            <= self.data.crop_s * self.audio.sample_rate,
-            "data.crop_s",
-            "must be longer than one analysis window",
-        )
+        _check(self.num_workers >= 0, "num_workers", "must be >= 0")
 
 
 # ----------------------------------------------------------------------------- loading

@@ -1,9 +1,8 @@
-"""``AudioDataset``: manifest clips → fixed-length waveform crops with labels, for DataLoader.
+"""``AudioDataset``: manifest clips → random fixed-length training crops with labels.
 
-Training items are random crops (a new one each epoch) with waveform augmentation; evaluation
-items are deterministic, evenly spaced windows of each clip whose predictions are pooled per
-clip. Randomness comes from ``(seed, epoch, index)``, so results do not depend on how many
-DataLoader workers there are or on a resumed run's history.
+Each epoch draws new crops with waveform augmentation (evaluation windows are
+:mod:`vgd.inference`'s business). Randomness comes from ``(seed, epoch, index)``, so results do not
+depend on how many DataLoader workers there are or on a resumed run's history.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -20,11 +19,11 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 from vgd.audio import AudioError, audio_info, load_audio
 from vgd.cache import AudioCache
 from vgd.config import AudioConfig, AugmentConfig
+from vgd.inference import Reader, crop
 from vgd.manifest import Clip
 
 log = logging.getLogger(__name__)
 
-Reader = Callable[[str], np.ndarray]
 IGNORE = -100  # label of an unreadable clip's placeholder; the loss skips it
 
 
@@ -33,28 +32,6 @@ def make_reader(audio: AudioConfig, cache_dir: str = "") -> Reader:
     if cache_dir:
         return AudioCache(cache_dir, audio).get
     return lambda path: load_audio(path, audio)
-
-
-def crop_or_pad(wave: np.ndarray, start: int, length: int) -> np.ndarray:
-    """``length`` samples from ``start``; a short clip is repeated to fill the length.
-
-    Repeating rather than zero-padding keeps the log-mel statistics of a short clip like those of
-    a long one, so the prediction does not depend on how much padding there was.
-    """
-    out = np.array(wave[start : start + length], dtype=np.float32)  # a copy: may be a mmap
-    if 0 < out.shape[0] < length:
-        out = np.resize(out, length)
-    elif out.shape[0] == 0:
-        out = np.zeros(length, dtype=np.float32)
-    return out
-
-
-def window_starts(n_samples: int, window: int, max_windows: int) -> list[int]:
-    """Evenly spaced window starts covering a clip, at most ``max_windows`` of them."""
-    if n_samples <= window:
-        return [0]
-    n = min(max_windows, math.ceil(n_samples / window))
-    return [int(round(s)) for s in np.linspace(0, n_samples - window, n)]
 
 
 EQ_KNOTS = np.linspace(0.0, 1.0, 65)  # the EQ curve is smooth: 65 knots, interpolated per bin
@@ -100,7 +77,7 @@ def augment_wave(
 
 
 class AudioDataset(Dataset):
-    """Crops of manifest clips as ``(wave, label)`` (train) or ``(wave, label, clip)`` (eval)."""
+    """Random training crops of manifest clips, augmented, as ``(wave, label)`` items."""
 
     def __init__(
         self,
@@ -109,10 +86,8 @@ class AudioDataset(Dataset):
         reader: Reader,
         sample_rate: int,
         crop_s: float,
-        train: bool,
         augment: AugmentConfig | None = None,
         seed: int = 0,
-        max_windows: int = 4,
         crops_per_clip: int = 1,
     ):
         self.clips = list(clips)
@@ -121,24 +96,16 @@ class AudioDataset(Dataset):
         self.reader = reader
         self.sample_rate = sample_rate
         self.crop = round(crop_s * sample_rate)
-        self.train = train
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        self.items = self._crops(crops_per_clip) if train else []
-        self.windows = [] if train else self._windows(max_windows)
-        self.targets = [self.clip_targets[i] for i in self.items] if train else self.clip_targets
+        self.items = self._crops(crops_per_clip)
+        self.targets = [self.clip_targets[i] for i in self.items]
 
     def _crops(self, per_clip: int) -> list[int]:
         """Clip index of every training item: ``per_clip`` each, or one per crop of audio (0)."""
         counts = [per_clip or max(1, self._samples(c) // self.crop) for c in self.clips]
         return [i for i, k in enumerate(counts) for _ in range(k)]
-
-    def _windows(self, max_windows: int) -> list[tuple[int, int]]:
-        out = []
-        for i, clip in enumerate(self.clips):
-            out += [(i, s) for s in window_starts(self._samples(clip), self.crop, max_windows)]
-        return out
 
     def _samples(self, clip: Clip) -> int:
         """The clip's length in samples: the manifest's duration, or the file header's."""
@@ -154,21 +121,16 @@ class AudioDataset(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.items) if self.train else len(self.windows)
+        return len(self.items)
 
     def __getitem__(self, index: int):
-        if not self.train:
-            clip_index, start = self.windows[index]
-            wave, ok = self._read(clip_index)
-            label = self.clip_targets[clip_index] if ok else IGNORE
-            return torch.from_numpy(crop_or_pad(wave, start, self.crop)), label, clip_index
         rng = np.random.default_rng((self.seed, self.epoch, index))
         wave, ok = self._read(self.items[index])
         start = int(rng.integers(0, max(wave.shape[0] - self.crop, 0) + 1))
-        crop = crop_or_pad(wave, start, self.crop)
+        out = crop(wave, start, self.crop)
         if self.augment is not None and ok:
-            crop = augment_wave(crop, self.augment, rng, self.sample_rate)
-        return torch.from_numpy(crop), self.clip_targets[self.items[index]] if ok else IGNORE
+            out = augment_wave(out, self.augment, rng, self.sample_rate)
+        return torch.from_numpy(out), self.clip_targets[self.items[index]] if ok else IGNORE
 
     def _read(self, index: int) -> tuple[np.ndarray, bool]:
         try:

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn import metrics as skm
-from torch.utils.data import DataLoader
 
+from vgd.cache import AudioCache
 from vgd.checkpoint import LoadedModel
-from vgd.dataset import IGNORE, AudioDataset, make_reader
-from vgd.device import autocast, resolve_device
+from vgd.config import ModelSpec
+from vgd.dataset import IGNORE
+from vgd.inference import Reader, score
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import Clip
 from vgd.splits import speaker_key
@@ -27,56 +28,32 @@ from vgd.splits import speaker_key
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Inference:
-    """Per-clip pooled probabilities (NaN rows for unreadable clips) and the mean window loss."""
+def pooled_loss(probs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true label under the pooled probabilities."""
+    ok = targets != IGNORE
+    if not ok.any():
+        return float("nan")
+    p_true = probs[ok, targets[ok]]
+    return float(-np.mean(np.log(np.clip(p_true, 1e-7, 1.0))))
 
-    probs: np.ndarray  # (n_clips, n_classes)
-    targets: np.ndarray  # (n_clips,) label index, IGNORE for unreadable
-    loss: float
 
-
-@torch.inference_mode()
-def infer(
+def score_clips(
     model: torch.nn.Module,
-    dataset: AudioDataset,
-    batch_size: int,
-    device: torch.device,
-    num_workers: int = 0,
+    spec: ModelSpec,
+    clips: Sequence[Clip],
+    batch_size: int = 64,
     precision: str = "fp32",
-) -> Inference:
-    """Run the model over every evaluation window and average the probabilities per clip."""
-    model.eval()
-    n_clips, n_classes = len(dataset.clips), None
-    sums: np.ndarray | None = None
-    counts = np.zeros(n_clips)
-    targets = np.full(n_clips, IGNORE)
-    loss_sum, loss_n = 0.0, 0
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda"
-    )
-    for wave, label, clip in loader:
-        with autocast(device, precision):
-            logits = model(wave.to(device, non_blocking=True)).float()
-        label = label.to(device)
-        valid = label != IGNORE
-        if valid.any():
-            loss_sum += float(
-                torch.nn.functional.cross_entropy(logits[valid], label[valid], reduction="sum")
-            )
-            loss_n += int(valid.sum())
-        probs = torch.softmax(logits, dim=1).cpu().numpy()
-        if sums is None:
-            n_classes = probs.shape[1]
-            sums = np.zeros((n_clips, n_classes))
-        idx, lab = clip.numpy(), label.cpu().numpy()
-        np.add.at(sums, idx, probs)
-        np.add.at(counts, idx, 1)
-        targets[idx] = np.where(lab == IGNORE, IGNORE, lab)
-    assert sums is not None, "evaluation set is empty"
-    probs = sums / np.maximum(counts, 1)[:, None]
-    probs[targets == IGNORE] = np.nan
-    return Inference(probs, targets, loss_sum / max(loss_n, 1))
+    reader: Reader | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled probabilities (NaN rows for unusable clips) and targets (IGNORE for those)."""
+    index = {label: i for i, label in enumerate(spec.labels)}
+    scored = score(model, spec, [c.path for c in clips], batch_size, precision, reader)
+    probs = np.full((len(clips), len(spec.labels)), np.nan)
+    targets = np.full(len(clips), IGNORE)
+    for i, (clip, s) in enumerate(zip(clips, scored)):
+        if s.probs is not None:
+            probs[i], targets[i] = s.probs, index[clip.label]
+    return probs, targets
 
 
 def compute_metrics(
@@ -167,30 +144,19 @@ def evaluate(
     loaded: LoadedModel,
     clips: Sequence[Clip],
     batch_size: int = 64,
-    device: str = "auto",
-    cache_dir: str | None = None,
+    cache_dir: str = "",
 ) -> EvalResult:
-    """Score a trained model on clips (pooled windows per clip, then per speaker)."""
-    cfg = loaded.config
-    dev = resolve_device(device)
-    loaded.model.to(dev)
-    reader = make_reader(cfg.audio, cfg.data.cache_dir if cache_dir is None else cache_dir)
-    dataset = AudioDataset(
-        clips,
-        loaded.labels,
-        reader,
-        cfg.audio.sample_rate,
-        cfg.data.crop_s,
-        train=False,
-        max_windows=cfg.data.max_eval_windows,
-    )
-    inf = infer(loaded.model, dataset, batch_size, dev)
-    metrics = compute_metrics(
-        inf.targets, inf.probs, loaded.labels, [speaker_key(c) for c in dataset.clips]
-    )
-    metrics["loss"] = inf.loss
-    metrics["n_unreadable"] = int((inf.targets == IGNORE).sum())
-    return EvalResult(metrics, list(clips), inf.probs, inf.targets, loaded.labels)
+    """Score a trained model on clips (pooled windows per clip, then per speaker) where it lives.
+
+    It goes through :func:`vgd.inference.score`, the path ``vgd predict`` takes, so the
+    probabilities in the report are the ones prediction gives for the same files.
+    """
+    reader = AudioCache(cache_dir, loaded.spec.audio).get if cache_dir else None
+    probs, targets = score_clips(loaded.model, loaded.spec, clips, batch_size, reader=reader)
+    metrics = compute_metrics(targets, probs, loaded.labels, [speaker_key(c) for c in clips])
+    metrics["loss"] = pooled_loss(probs, targets)
+    metrics["n_unreadable"] = int((targets == IGNORE).sum())
+    return EvalResult(metrics, list(clips), probs, targets, loaded.labels)
 
 
 def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
@@ -226,7 +192,7 @@ def _predictions_csv(result: EvalResult) -> str:
                 clip.speaker,
                 result.labels[t],
                 result.labels[int(p.argmax())],
-                *[f"{v:.5f}" for v in p],
+                *[f"{v:.6f}" for v in p],
             ]
         )
     return buf.getvalue()

@@ -28,7 +28,7 @@ class DataSummary:
 
 
 def summarize_data(
-    clips: Sequence[Clip], config: TrainConfig, test_split: str = "test"
+    clips: Sequence[Clip], config: TrainConfig, manifest: str, test_split: str = "test"
 ) -> DataSummary:
     """Per-label statistics of the training, validation and test clips of a split manifest."""
     train_splits = tuple(config.data.train_splits)
@@ -45,7 +45,7 @@ def summarize_data(
         for name in corpora
     ]
     return DataSummary(
-        manifest=config.data.manifest,
+        manifest=manifest,
         corpora=tuple(by_corpus),
         parts=tuple((name, tuple(stats(part))) for name, part in groups if part),
     )
@@ -76,7 +76,7 @@ def model_card(
         head,
         _data_section(data_stats, version_info),
         _metrics_section(metrics),
-        _config_section(loaded.config),
+        _config_section(loaded.recipe),
         _use_section(loaded, metrics, data_stats),
         _provenance_section(loaded, version_info),
     ]
@@ -169,7 +169,7 @@ def _use_section(loaded: LoadedModel, metrics: Mapping[str, Any], data: DataSumm
         "- **Recording conditions unlike the training data.** Measured on held-out speakers of "
         f"{corpora}; other microphones, telephone or compressed audio, noise, reverberation, "
         f"languages, accents or ages can lower accuracy. Clips much shorter than the "
-        f"{loaded.config.data.crop_s:g} s training window carry less evidence.",
+        f"{loaded.spec.window.seconds:g} s training window carry less evidence.",
     ]
     recall = {k: v.get("recall") for k, v in (metrics.get("per_class") or {}).items()}
     known = {k: v for k, v in recall.items() if isinstance(v, (int, float))}

@@ -1,7 +1,8 @@
 """Prediction over files and folders, for recordings of any length.
 
-Each file is streamed in crop-length windows, windows are batched across files, and a file's
-window probabilities are pooled. A bad file gets an error row; the rest go on.
+Each file becomes windows through :mod:`vgd.inference` (hour-long files are streamed), windows are
+batched across files, and a file's window probabilities are pooled. A bad file gets an error row;
+the rest go on.
 """
 
 from __future__ import annotations
@@ -11,24 +12,13 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from vgd.audio import (
-    AudioError,
-    audio_info,
-    check_duration,
-    is_audio_path,
-    rms_dbfs,
-    stream_windows,
-)
+from vgd.audio import is_audio_path
 from vgd.checkpoint import LoadedModel
-from vgd.dataset import crop_or_pad
-from vgd.device import resolve_device
+from vgd.inference import score
 from vgd.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -63,79 +53,28 @@ def find_audio(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Pre
     return files, missing
 
 
-class _Pool:
-    """Running per-file sums of window probabilities."""
-
-    def __init__(self, n_files: int, n_classes: int):
-        self.sums = np.zeros((n_files, n_classes))
-        self.counts = np.zeros(n_files, dtype=int)
-
-    def add(self, files: Sequence[int], probs: np.ndarray) -> None:
-        np.add.at(self.sums, np.asarray(files), probs)
-        np.add.at(self.counts, np.asarray(files), 1)
-
-    def mean(self, i: int) -> np.ndarray:
-        return self.sums[i] / max(self.counts[i], 1)
-
-
-@torch.inference_mode()
 def predict_paths(
     loaded: LoadedModel,
     paths: Iterable[str | os.PathLike],
     batch_size: int = 64,
-    device: str = "auto",
     progress: bool = True,
 ) -> list[Prediction]:
-    """Classify every audio file under ``paths``; one Prediction per file, errors included."""
+    """Classify every audio file under ``paths`` with the model where it lives; errors included.
+
+    Windows and pooling are :func:`vgd.inference.score`'s, the path evaluation takes.
+    """
     files, missing = find_audio(paths)
-    dev = resolve_device(device)
-    model = loaded.model.to(dev).eval()
-    pool = _Pool(len(files), len(loaded.labels))
-    results = [Prediction(str(f)) for f in files]
-    batch: list[tuple[int, np.ndarray]] = []
     bar = Progress(len(files), "predicting", unit="files", enabled=progress)
-
-    @torch.inference_mode()
-    def flush() -> None:
-        if batch:
-            waves = torch.from_numpy(np.stack([w for _, w in batch])).to(dev)
-            pool.add([i for i, _ in batch], torch.softmax(model(waves).float(), 1).cpu().numpy())
-            batch.clear()
-
-    for i, path in enumerate(files):
-        try:
-            for window in _voiced_windows(path, loaded, results[i]):
-                batch.append((i, window))
-                if len(batch) >= batch_size:
-                    flush()
-        except AudioError as e:
-            results[i].error = e.reason
-        bar.update()
-    flush()
+    scored = score(loaded.model, loaded.spec, files, batch_size, on_done=bar.update)
     bar.close()
-    for i, r in enumerate(results):
-        if r.error is None:
-            probs = pool.mean(i)
-            r.probs = {label: float(p) for label, p in zip(loaded.labels, probs)}
-            r.label = loaded.labels[int(probs.argmax())]
+    results = []
+    for path, s in zip(files, scored):
+        pred = Prediction(str(path), duration_s=s.duration_s, windows=s.windows, error=s.error)
+        if s.probs is not None:
+            pred.probs = {label: float(p) for label, p in zip(loaded.labels, s.probs)}
+            pred.label = loaded.labels[int(s.probs.argmax())]
+        results.append(pred)
     return missing + results
-
-
-def _voiced_windows(path: Path, loaded: LoadedModel, result: Prediction) -> Iterator[np.ndarray]:
-    """Crop-length windows of a file that are not silent; fills the result's duration/windows."""
-    cfg = loaded.config
-    rate, crop = cfg.audio.sample_rate, round(cfg.data.crop_s * cfg.audio.sample_rate)
-    info = audio_info(path)
-    samples = 0
-    for window in stream_windows(path, cfg.audio, cfg.data.crop_s):
-        samples += window.shape[0]
-        if rms_dbfs(window) >= cfg.audio.silence_dbfs:
-            result.windows += 1
-            yield crop_or_pad(window, 0, crop)
-    result.duration_s = info.duration_s if info.frames > 0 else samples / rate
-    check_duration(result.duration_s, cfg.audio, path)
-    if result.windows == 0:
-        raise AudioError(path, f"silent (no window above {cfg.audio.silence_dbfs:g} dBFS)")
 
 
 # ----------------------------------------------------------------------------- output
@@ -145,7 +84,7 @@ def _rows(preds: Sequence[Prediction], labels: Sequence[str]) -> list[dict]:
     rows = []
     for p in preds:
         row = {"path": p.path, "label": p.label or "", "duration_s": round(p.duration_s, 3)}
-        row.update({f"p_{x}": round(p.probs[x], 5) if p.probs else "" for x in labels})
+        row.update({f"p_{x}": round(p.probs[x], 6) if p.probs else "" for x in labels})
         row.update({"windows": p.windows, "error": p.error or ""})
         rows.append(row)
     return rows

@@ -130,8 +130,9 @@ class Registry:
         Refused (PromotionError) when the checkpoint does not load with ``weights_only``, has no
         metrics, lacks ``metric`` (a number), or scores worse than the current version on it;
         ``force`` overrides only the last (and promoting the current checkpoint again).
-        ``manifest`` defaults to the checkpoint's ``data.manifest``; ``workdir`` (default: the
-        current directory) is where relative paths, dvc.lock and git are looked up.
+        ``manifest`` is the one the model was trained on (a checkpoint holds no paths), for the
+        card's data section and the data version; ``workdir`` (default: the current directory)
+        is where relative paths, dvc.lock and git are looked up.
         """
         workdir = Path(workdir or ".")
         checkpoint = _resolve(workdir, checkpoint)
@@ -141,7 +142,11 @@ class Registry:
         )
         _check_labels(metrics, loaded, metrics_file)
         score = _score(metrics, metric, metrics_file)
-        manifest = _resolve(workdir, manifest or loaded.config.data.manifest)
+        if not manifest:
+            raise PromotionError(
+                f"{checkpoint}: which manifest was it trained on? pass it with --manifest"
+            )
+        manifest = _resolve(workdir, manifest)
         summary = _data_summary(loaded, manifest)
         data_version, data_source = find_data_version(manifest, workdir)
         data = self._read()
@@ -315,12 +320,12 @@ def _data_summary(loaded: LoadedModel, manifest: Path) -> DataSummary:
     try:
         clips = read_manifest(manifest)
         check_labels(clips, loaded.labels, str(manifest))
-        clips = ensure_splits(clips, loaded.config.split)
+        clips = ensure_splits(clips, loaded.recipe.split)
     except ManifestError as e:
         raise PromotionError(
             f"{e}; pass the manifest the model was trained on with --manifest"
         ) from e
-    return summarize_data(clips, loaded.config)
+    return summarize_data(clips, loaded.recipe, str(manifest))
 
 
 # ----------------------------------------------------------------------------- provenance

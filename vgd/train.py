@@ -21,11 +21,12 @@ from torch.utils.data import DataLoader
 from vgd.audio import AudioError, audio_info
 from vgd.cache import AudioCache, prefill
 from vgd.checkpoint import build_model, save_checkpoint, torch_load, torch_save
-from vgd.config import ConfigError, TrainConfig, save_config, to_dict
+from vgd.config import AudioConfig, ConfigError, RunConfig, TrainConfig, save_config, to_dict
 from vgd.dataset import IGNORE, AudioDataset, balanced_sampler, class_weights, make_reader
 from vgd.device import autocast, resolve_device, resolve_precision
-from vgd.evaluate import compute_metrics, infer
+from vgd.evaluate import compute_metrics, pooled_loss, score_clips
 from vgd.features import SpecAugment
+from vgd.inference import Reader
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError, check_labels, read_manifest
 from vgd.model import VoiceGenderNet, count_parameters
@@ -57,26 +58,25 @@ class TrainResult:
 @dataclass
 class _Data:
     train: AudioDataset
-    val: AudioDataset | None
+    val: list[Clip]
+    reader: Reader
 
 
-def load_clips(config: TrainConfig, clips: Sequence[Clip] | None = None) -> list[Clip]:
+def load_clips(
+    config: TrainConfig, manifest: str, clips: Sequence[Clip] | None = None
+) -> list[Clip]:
     """The manifest's clips (or the given ones) with speaker-disjoint splits assigned."""
-    clips = read_manifest(config.data.manifest) if clips is None else list(clips)
-    check_labels(clips, config.data.labels, config.data.manifest)
+    clips = read_manifest(manifest) if clips is None else list(clips)
+    check_labels(clips, config.data.labels, manifest)
     return ensure_splits(clips, config.split)
 
 
 def usable_clips(
-    clips: Sequence[Clip], config: TrainConfig, progress: bool = False
+    clips: Sequence[Clip], audio: AudioConfig, cache_dir: str = "", progress: bool = False
 ) -> tuple[list[Clip], list[str]]:
     """Drop clips that cannot be read, listing why; with a cache this decodes each file once."""
-    if config.data.cache_dir:
-        report = prefill(
-            AudioCache(config.data.cache_dir, config.audio),
-            [c.path for c in clips],
-            progress=progress,
-        )
+    if cache_dir:
+        report = prefill(AudioCache(cache_dir, audio), [c.path for c in clips], progress=progress)
         failed = report.failed
     else:
         failed = {}
@@ -90,40 +90,26 @@ def usable_clips(
     return [c for c in clips if c.path not in failed], [f"{p}: {r}" for p, r in failed.items()]
 
 
-def _datasets(config: TrainConfig, clips: Sequence[Clip]) -> _Data:
+def _datasets(config: TrainConfig, run: RunConfig, clips: Sequence[Clip]) -> _Data:
     d, a = config.data, config.audio
-    reader = make_reader(a, d.cache_dir)
+    reader = make_reader(a, run.cache_dir)
     train_clips = select(clips, d.train_splits)
     if not train_clips:
-        raise ManifestError(f"{d.manifest}: no clips in training split(s) {list(d.train_splits)}")
+        raise ManifestError(f"{run.manifest}: no clips in training split(s) {list(d.train_splits)}")
     train = AudioDataset(
         train_clips,
         d.labels,
         reader,
         a.sample_rate,
-        d.crop_s,
-        train=True,
+        config.window.seconds,
         augment=config.augment,
         seed=config.seed,
         crops_per_clip=d.crops_per_clip,
     )
     val_clips = select(clips, [d.val_split]) if d.val_split else []
     if d.val_split and not val_clips:
-        raise ManifestError(f"{d.manifest}: no clips in validation split {d.val_split!r}")
-    val = (
-        AudioDataset(
-            val_clips,
-            d.labels,
-            reader,
-            a.sample_rate,
-            d.crop_s,
-            train=False,
-            max_windows=d.max_eval_windows,
-        )
-        if val_clips
-        else None
-    )
-    return _Data(train, val)
+        raise ManifestError(f"{run.manifest}: no clips in validation split {d.val_split!r}")
+    return _Data(train, val_clips, reader)
 
 
 def _scheduler(
@@ -146,20 +132,24 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
+        run: RunConfig = RunConfig(),
         clips: Sequence[Clip] | None = None,
         state_dir: str | Path | None = None,
         progress: bool = True,
         init_state: dict[str, torch.Tensor] | None = None,
     ):
         self.config = config
+        self.run = run
         self.init_state = init_state  # starting weights (fine-tuning); a resumed run overrides
         self.labels = tuple(config.data.labels)
-        self.clips, self.unreadable = usable_clips(load_clips(config, clips), config, progress)
+        self.clips, self.unreadable = usable_clips(
+            load_clips(config, run.manifest, clips), config.audio, run.cache_dir, progress
+        )
         self.state_dir = Path(state_dir) if state_dir else None
         self.progress = progress
         self.callbacks: list[Callback] = []
-        self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
+        self.device = resolve_device(run.device)
+        self.precision = resolve_precision(run.precision, self.device)
 
     def add_callback(self, callback: Callback) -> None:
         """Call ``callback(metrics)`` after every epoch."""
@@ -168,11 +158,11 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until the schedule ends or validation stops improving; return the best model."""
         cfg, o = self.config, self.config.optim
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        if self.run.threads:
+            torch.set_num_threads(self.run.threads)
         torch.manual_seed(cfg.seed)
-        data = _datasets(cfg, self.clips)
-        model = build_model(cfg, len(self.labels)).to(self.device)
+        data = _datasets(cfg, self.run, self.clips)
+        model = build_model(cfg.spec).to(self.device)
         if self.init_state is not None:
             model.load_state_dict(self.init_state)
         steps = math.ceil(len(data.train) / o.batch_size)
@@ -199,7 +189,7 @@ class Trainer:
             self.precision,
             len(data.train.clips),
             len(data.train),
-            len(data.val.clips) if data.val else 0,
+            len(data.val),
             f", resumed after epoch {state.epoch}" if resumed else "",
         )
         start = time.perf_counter() - state.seconds
@@ -216,7 +206,7 @@ class Trainer:
                 "lr": optimizer.param_groups[0]["lr"],
                 "clips_per_s": rate,
             }
-            metrics.update(self._validate(model, data.val))
+            metrics.update(self._validate(model, data))
             metrics["epoch_seconds"] = time.perf_counter() - t0
             state.record(metrics, model, o.patience)
             metrics["best_epoch"] = state.best_epoch
@@ -256,7 +246,7 @@ class Trainer:
             batch_size=cfg.optim.batch_size,
             sampler=sampler,
             shuffle=sampler is None,
-            num_workers=cfg.data.num_workers,
+            num_workers=self.run.num_workers,
             pin_memory=self.device.type == "cuda",
             drop_last=len(dataset) > cfg.optim.batch_size,
             generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch),
@@ -282,22 +272,17 @@ class Trainer:
             n += label.shape[0]
         return total / max(n, 1), n / (time.perf_counter() - t0)
 
-    def _validate(self, model, dataset: AudioDataset | None) -> dict[str, Any]:
-        if dataset is None:
+    def _validate(self, model, data: _Data) -> dict[str, Any]:
+        """Validation through the inference path that evaluate and predict take."""
+        if not data.val:
             return {}
-        inf = infer(
-            model,
-            dataset,
-            max(self.config.optim.batch_size, 64),
-            self.device,
-            self.config.data.num_workers,
-            self.precision,
+        batch = max(self.config.optim.batch_size, 64)
+        probs, targets = score_clips(
+            model, self.config.spec, data.val, batch, self.precision, data.reader
         )
-        m = compute_metrics(
-            inf.targets, inf.probs, self.labels, [speaker_key(c) for c in dataset.clips]
-        )
+        m = compute_metrics(targets, probs, self.labels, [speaker_key(c) for c in data.val])
         return {
-            "val_loss": inf.loss,
+            "val_loss": pooled_loss(probs, targets),
             "val_accuracy": m["accuracy"],
             "val_balanced_accuracy": m["balanced_accuracy"],
             "val_f1_macro": m["f1_macro"],
@@ -359,7 +344,8 @@ class Trainer:
         data = torch_load(path)
         if data.get("config") != to_dict(self.config):
             raise ConfigError(
-                f"{path}: saved state is from a different config (start afresh: --restart)"
+                f"{path}: saved state is from a different training config (start afresh: "
+                "--restart); run settings such as the device or the workers may change"
             )
         model.load_state_dict(data["model"])
         optimizer.load_state_dict(data["optimizer"])
@@ -435,17 +421,21 @@ def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def train(
     config: TrainConfig,
+    run: RunConfig = RunConfig(),
     clips: Sequence[Clip] | None = None,
     callbacks: Iterable[Callback] = (),
     state_dir: str | Path | None = None,
     progress: bool = True,
     init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train a model as ``config`` says; ``clips`` overrides the manifest named in the config.
+    """Train a model as ``config`` says, where ``run`` says; ``clips`` replaces the manifest's.
 
-    ``init_state`` starts from given weights (e.g. a model trained on another corpus).
+    The returned model is on the training device, in eval mode. ``init_state`` starts from given
+    weights (e.g. a model trained on another corpus).
     """
-    trainer = Trainer(config, clips, state_dir=state_dir, progress=progress, init_state=init_state)
+    trainer = Trainer(
+        config, run, clips, state_dir=state_dir, progress=progress, init_state=init_state
+    )
     for cb in callbacks:
         trainer.add_callback(cb)
     return trainer.fit()
@@ -457,12 +447,11 @@ def checkpoint_from_state(state_path: str | Path, out_path: str | Path) -> Path:
 
     data = torch_load(state_path)
     config = from_dict(TrainConfig, data["config"])
-    labels = tuple(data["labels"])
-    model = build_model(config, len(labels))
+    model = build_model(config.spec)
     model.load_state_dict(data["best_state"])
     best = {"best_epoch": data["best_epoch"], "train_seconds": data["seconds"]}
     best.update(data["best_metrics"])
-    return save_checkpoint(out_path, model, config, labels, best)
+    return save_checkpoint(out_path, model, config, best)
 
 
 def save_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
@@ -477,7 +466,7 @@ def save_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
         "curves": out / "curves.png",
     }
     best = {"best_epoch": result.best_epoch, "train_seconds": result.seconds, **result.best}
-    save_checkpoint(paths["model"], result.model, result.config, result.labels, best)
+    save_checkpoint(paths["model"], result.model, result.config, best)
     save_config(result.config, paths["config"])
     atomic_write_json(
         paths["history"],

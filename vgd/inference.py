@@ -1,0 +1,187 @@
+"""The one inference path: which windows a recording yields, which are kept, how they go through
+the model and how their probabilities pool into one answer per recording.
+
+Validation during training, ``evaluate`` and ``predict`` all call :func:`score`, so what
+evaluation reports is what prediction does. A recording of ``n`` samples gives
+``ceil(n / window)`` windows spaced evenly from its start to its end (the last one flush with the
+end, so no tail is dropped), at most ``window.max_windows`` of them when that is set; a recording
+shorter than a window is tiled to fill one. Windows below the silence floor are left out, and a
+recording's window probabilities are averaged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from vgd.audio import (
+    AudioError,
+    audio_info,
+    check_duration,
+    load_audio,
+    resample,
+    rms_dbfs,
+    to_mono,
+)
+from vgd.config import ModelSpec
+from vgd.device import autocast
+
+Reader = Callable[[str], np.ndarray]
+# Recordings longer than this are read window by window, so memory stays flat for hour-long files.
+# Shorter ones are decoded whole (the same waveform the training cache holds).
+STREAM_ABOVE_S = 600.0
+
+
+def window_starts(n_samples: int, window: int, max_windows: int = 0) -> list[int]:
+    """Window starts covering ``n_samples``: evenly spaced, the first at 0, the last at the end."""
+    if n_samples <= window:
+        return [0]
+    n = math.ceil(n_samples / window)
+    if max_windows:
+        n = min(n, max_windows)
+    return [int(round(s)) for s in np.linspace(0, n_samples - window, n)]
+
+
+def crop(wave: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``length`` samples from ``start``; a short clip is repeated to fill the length.
+
+    Repeating rather than zero-padding keeps the log-mel statistics of a short clip like those of
+    a long one, so the prediction does not depend on how much padding there was.
+    """
+    out = np.array(wave[start : start + length], dtype=np.float32)  # a copy: may be a mmap
+    if 0 < out.shape[0] < length:
+        out = np.resize(out, length)
+    elif out.shape[0] == 0:
+        out = np.zeros(length, dtype=np.float32)
+    return out
+
+
+def _voiced(windows: Iterator[np.ndarray], spec: ModelSpec, path: str) -> Iterator[np.ndarray]:
+    """The windows above the silence floor; AudioError (silent) when none is."""
+    kept = 0
+    for w in windows:
+        if rms_dbfs(w) >= spec.audio.silence_dbfs:
+            kept += 1
+            yield w
+    if kept == 0:
+        raise AudioError(path, f"silent (no window above {spec.audio.silence_dbfs:g} dBFS)")
+
+
+def wave_windows(wave: np.ndarray, spec: ModelSpec, path: str = "") -> Iterator[np.ndarray]:
+    """The kept windows of a decoded waveform."""
+    n = spec.window_samples
+    starts = window_starts(wave.shape[0], n, spec.window.max_windows)
+    return _voiced((crop(wave, s, n) for s in starts), spec, path)
+
+
+def _stream(path: str, spec: ModelSpec, frames: int, rate: int) -> Iterator[np.ndarray]:
+    """Windows read one at a time from the file (the same starts as :func:`wave_windows`)."""
+    n, target = spec.window_samples, spec.audio.sample_rate
+    total = round(frames * target / rate)
+    try:
+        with sf.SoundFile(path) as f:
+            for start in window_starts(total, n, spec.window.max_windows):
+                f.seek(round(start * rate / target))
+                data = f.read(round(n * rate / target), dtype="float32", always_2d=True)
+                yield crop(resample(to_mono(data), rate, target), 0, n)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(path, f"not audio or corrupt ({e})") from e
+
+
+def file_windows(
+    path: str | os.PathLike, spec: ModelSpec, reader: Reader | None = None
+) -> tuple[float, Iterator[np.ndarray]]:
+    """A file's duration and its kept windows; raises AudioError for an unusable file.
+
+    ``reader`` (e.g. the decoded-audio cache) supplies the waveform instead of decoding it here.
+    """
+    path = str(path)
+    if reader is not None:
+        wave = reader(path)
+        return wave.shape[0] / spec.audio.sample_rate, wave_windows(wave, spec, path)
+    info = audio_info(path)
+    if info.frames < 0 or info.duration_s <= STREAM_ABOVE_S:
+        wave = load_audio(path, spec.audio)
+        return wave.shape[0] / spec.audio.sample_rate, wave_windows(wave, spec, path)
+    check_duration(info.duration_s, spec.audio, path)
+    return info.duration_s, _voiced(_stream(path, spec, info.frames, info.sample_rate), spec, path)
+
+
+@dataclass
+class Scored:
+    """One recording's pooled class probabilities, or the reason it has none."""
+
+    probs: np.ndarray | None = None
+    windows: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+class _Batches:
+    """Windows of many recordings in fixed-size batches through the model; sums per recording."""
+
+    def __init__(self, model, n, n_classes, batch_size, device, precision):
+        self.model, self.batch_size = model, batch_size
+        self.device, self.precision = device, precision
+        self.sums = np.zeros((n, n_classes))
+        self.counts = np.zeros(n, dtype=int)
+        self.pending: list[tuple[int, np.ndarray]] = []
+
+    def add(self, index: int, window: np.ndarray) -> None:
+        self.pending.append((index, window))
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        idx = np.array([i for i, _ in self.pending])
+        waves = torch.from_numpy(np.stack([w for _, w in self.pending])).to(self.device)
+        with autocast(self.device, self.precision):
+            logits = self.model(waves).float()
+        probs = torch.softmax(logits, dim=1).cpu().numpy()
+        np.add.at(self.sums, idx, probs)
+        np.add.at(self.counts, idx, 1)
+        self.pending.clear()
+
+
+@torch.inference_mode()
+def score(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    paths: Sequence[str | os.PathLike],
+    batch_size: int = 64,
+    precision: str = "fp32",
+    reader: Reader | None = None,
+    on_done: Callable[[], None] | None = None,
+) -> list[Scored]:
+    """Pooled probabilities of every recording, batching windows across recordings.
+
+    The model runs where its weights are; a file that cannot be used gets its error and the rest
+    go on. ``on_done`` is called after each recording (for progress bars).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    batches = _Batches(model, len(paths), len(spec.labels), batch_size, device, precision)
+    results = [Scored() for _ in paths]
+    for i, path in enumerate(paths):
+        try:
+            results[i].duration_s, windows = file_windows(path, spec, reader)
+            for w in windows:
+                batches.add(i, w)
+        except AudioError as e:
+            results[i].error = e.reason
+        if on_done:
+            on_done()
+    batches.flush()
+    for i, r in enumerate(results):
+        r.windows = int(batches.counts[i])
+        if r.error is None:
+            r.probs = batches.sums[i] / r.windows
+    return results

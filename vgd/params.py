@@ -1,0 +1,171 @@
+"""params.yaml, the DVC pipeline's knobs: one frozen config per section, one closed loader.
+
+Sections: ``data`` (:class:`SourceConfig`), ``split`` (:class:`~vgd.config.SplitConfig`),
+``search`` (:class:`SearchConfig`, also the flags of ``search/run.py``), ``retrain``
+(:class:`RetrainConfig`) and ``evaluate`` (:class:`EvaluateConfig`). An unknown section or key is an
+error that names it. ``dvc.yaml`` reads its paths from the same file (``${data.out}``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from vgd.config import ConfigError, SplitConfig, from_dict, load_yaml
+
+DEFAULT_PARAMS = "params.yaml"
+SOURCES = ("synth", "folder", "csv", "librispeech", "vctk", "common_voice")
+SAMPLERS = ("tpe", "random", "cmaes")
+SCHEDULERS = ("asha", "none")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the pipeline's speech comes from and where its manifest goes (params: ``data``)."""
+
+    source: str = "synth"
+    root: str = ""  # corpus root for every source but synth
+    validate: str = "header"  # header | decode | none: how hard to check each file
+    synth_speakers: int = 200
+    synth_utterances: int = 10
+    synth_seed: int = 0
+    out: str = "data/pipeline"  # manifest.csv (and the synthetic audio) go here
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"data.source: must be one of {', '.join(SOURCES)}")
+        if self.source != "synth" and not self.root:
+            raise ConfigError(f"data.root: required for source {self.source!r}")
+        if self.validate not in ("header", "decode", "none"):
+            raise ConfigError("data.validate: must be header, decode or none")
+
+    @property
+    def manifest(self) -> Path:
+        return Path(self.out) / "manifest.csv"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search: what to search, with what budget and resources, and where results go.
+
+    The fields are ``search/run.py``'s flags (``cache_dir`` → ``--cache-dir``) and the keys of
+    params.yaml's ``search`` section.
+    """
+
+    space: str = field(default="smoke", metadata=_help("search_spaces/<name>.yaml, or a path"))
+    name: str = field(default="", metadata=_help("results go to <results-dir>/<name>; '': space"))
+    config: str = field(default="", metadata=_help("base training config YAML ('': defaults)"))
+    manifest: str = field(default="", metadata=_help("manifest CSV ('': the built-in corpus)"))
+    results_dir: str = "results/search"
+    cache_dir: str = field(
+        default="cache/audio", metadata=_help("decoded audio shared by all trials ('': none)")
+    )
+    sampler: str = field(default="tpe", metadata=_help("Optuna sampler: tpe, random, cmaes"))
+    scheduler: str = field(default="asha", metadata=_help("asha, or none (every trial runs out)"))
+    num_samples: int = field(default=0, metadata=_help("trials (0: the space's budget)"))
+    time_budget_s: float = field(default=0.0, metadata=_help("seconds (0: the space's budget)"))
+    max_concurrent: int = field(default=0, metadata=_help("trials at once (0: as resources allow)"))
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = field(
+        default=0.0, metadata=_help("fractions share a GPU: 0.25 puts four trials on one")
+    )
+    address: str = field(default="", metadata=_help("join a Ray cluster (auto, host:6379)"))
+    storage_path: str = field(
+        default="", metadata=_help("Ray's trial folders; shared storage on clusters")
+    )
+    max_failures: int = field(default=1, metadata=_help("retries of a trial that raises"))
+    seed: int = 0
+    top_k: int = 5
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"search.sampler: must be one of {', '.join(SAMPLERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"search.scheduler: must be one of {', '.join(SCHEDULERS)}")
+        if self.cpus_per_trial <= 0:
+            raise ConfigError("search.cpus_per_trial: must be > 0")
+        if self.gpus_per_trial < 0:
+            raise ConfigError("search.gpus_per_trial: must be >= 0 (fractions share a GPU)")
+        if self.num_samples < 0 or self.max_concurrent < 0 or self.max_failures < 0:
+            raise ConfigError("search: num_samples, max_concurrent, max_failures must be >= 0")
+
+    @property
+    def run_name(self) -> str:
+        return self.name or Path(self.space).stem
+
+    @property
+    def results(self) -> Path:
+        """results/search/<name>, as given (relative paths stay relative)."""
+        return Path(self.results_dir) / self.run_name
+
+    @property
+    def out_dir(self) -> Path:
+        return self.results.resolve()
+
+    @property
+    def ray_dir(self) -> Path:
+        return Path(self.storage_path).resolve() if self.storage_path else self.out_dir / "ray"
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """How the winning configuration is retrained on train+val (params: ``retrain``).
+
+    ``epochs: 0`` trains for the epoch at which the best trial peaked on validation; there is no
+    validation data left to stop on once val is folded into training, and the search already
+    measured when to stop. A positive number overrides it.
+    """
+
+    epochs: int = 0
+    out: str = "results/pipeline"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ConfigError("retrain.epochs: must be >= 0 (0: the best trial's best epoch)")
+
+    @property
+    def model(self) -> Path:
+        return Path(self.out) / "model.pt"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Which split the final model is scored on and where the report goes (params: ``evaluate``)."""
+
+    split: str = "test"
+    out: str = "results/pipeline/eval"
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """params.yaml, validated: every key must name a field of its section's config."""
+
+    data: SourceConfig = field(default_factory=SourceConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    search: SearchConfig = field(default_factory=lambda: SearchConfig(name="pipeline"))
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def __post_init__(self) -> None:
+        if not self.search.name:
+            raise ConfigError("search.name: required here (dvc.yaml builds its paths from it)")
+
+    @property
+    def search_config(self) -> SearchConfig:
+        """The search section, reading the data stage's manifest unless it names its own."""
+        if self.search.manifest:
+            return self.search
+        return replace(self.search, manifest=str(self.data.manifest))
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> PipelineParams:
+    """Read params.yaml; unknown sections or keys are errors that name them."""
+    try:
+        return from_dict(PipelineParams, load_yaml(path))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
