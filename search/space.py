@@ -27,7 +27,20 @@ from typing import Any
 
 from vgd.config import ConfigError, TrainConfig, apply_overrides, check_path, load_yaml, to_dict
 
-SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+
+def _spaces_dir() -> Path:
+    """The checkout's search_spaces/ when this code runs from one, else the copy installed with it.
+
+    A checkout (run in place with PYTHONPATH, or installed editable) reads the top-level folder, so
+    an edited space takes effect at once; a wheel carries the files as package data beside this
+    module (pyproject maps search_spaces/ to the package ``search.search_spaces``).
+    """
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "search_spaces"
+    return checkout if checkout.is_dir() else here / "search_spaces"
+
+
+SPACES_DIR = _spaces_dir()
 KINDS = ("uniform", "loguniform", "int", "logint", "categorical")
 TOP_KEYS = {"description", "metric", "mode", "budget", "scheduler", "base", "parameters"}
 BUDGET_KEYS = {"num_samples", "time_budget_s", "max_concurrent"}
@@ -135,6 +148,7 @@ def resolve_space_path(name_or_path: str | Path) -> Path:
 
 
 def available_spaces() -> list[str]:
+    """Names of the shipped spaces, for ``--space`` and error messages."""
     return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
 
 
