@@ -23,6 +23,7 @@ import torch
 
 from vgd.checkpoint import LoadedModel, build_model, load_checkpoint, save_checkpoint
 from vgd.config import TrainConfig
+from vgd.device import resolve_device
 from vgd.io import atomic_write_json
 
 LABELS = ("female", "male")
@@ -43,16 +44,19 @@ def model_throughput(
     """
     model = loaded.model.eval()
     rate = loaded.spec.audio.sample_rate
-    waves = torch.randn(batch, int(seconds * rate)) * 0.1
+    waves = torch.randn(batch, int(seconds * rate), device=loaded.device) * 0.1
+    sync = torch.cuda.synchronize if loaded.device.type == "cuda" else lambda: None
     steps = max(n // batch, 8)
     rates = []
     with torch.inference_mode():
         for _ in range(3):
             model(waves)
         for _ in range(repeats):
+            sync()
             start = time.perf_counter()
             for _ in range(steps):
                 model(waves)
+            sync()
             rates.append(steps * batch / (time.perf_counter() - start))
     clips_s = float(np.median(rates))
     return {
@@ -75,18 +79,18 @@ def write_long_recording(path: Path, minutes: float, rate: int = 16000) -> None:
             f.write((0.05 * wave + 0.003 * rng.standard_normal(rate)).astype(np.float32))
 
 
-def long_recording(model_path: Path, audio: Path, threads: int) -> dict:
+def long_recording(model_path: Path, audio: Path, threads: int, device: str) -> dict:
     """Time and peak RSS of `vgd predict` on one long file, in a fresh process."""
     code = (
         "import sys, time, torch; torch.set_num_threads(int(sys.argv[3]));"
         "from vgd.checkpoint import load_checkpoint; from vgd.predict import predict_paths;"
-        "m = load_checkpoint(sys.argv[1]); t = time.perf_counter();"
+        "m = load_checkpoint(sys.argv[1], sys.argv[4]); t = time.perf_counter();"
         "p = predict_paths(m, [sys.argv[2]], progress=False)[0];"
         "print(time.perf_counter() - t, p.label, p.windows, p.error)"
     )
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", code, str(model_path), str(audio), str(threads)],
+        [sys.executable, "-c", code, str(model_path), str(audio), str(threads), device],
         capture_output=True,
         text=True,
         check=True,
@@ -102,19 +106,44 @@ def long_recording(model_path: Path, audio: Path, threads: int) -> dict:
     }
 
 
+def files_throughput(
+    loaded: LoadedModel, folder: Path, n_files: int, workers: int, repeats: int = 3
+) -> dict:
+    """Files/s of ``predict_paths`` (decode, windows, batch 64) over ``n_files`` 3-s FLACs."""
+    from vgd.predict import predict_paths
+
+    if not any(folder.glob("*.flac")):
+        rng = np.random.default_rng(1)
+        for i in range(n_files):
+            t = np.arange(48000) / 16000
+            wave = sum(np.sin(2 * np.pi * (100 + i % 120) * k * t) / k for k in range(1, 10))
+            wave = 0.05 * wave + 0.003 * rng.standard_normal(t.size)
+            sf.write(str(folder / f"{i:04d}.flac"), wave.astype(np.float32), 16000)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        preds = predict_paths(loaded, [folder], batch_size=64, progress=False, workers=workers)
+        rates.append(len(preds) / (time.perf_counter() - start))
+    return {"workers": workers, "files_per_s": float(np.median(rates)), "range": rates}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="", help="checkpoint (default: the default architecture)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--files", type=int, default=300, help="3-s files for the files/s figure")
     p.add_argument("--out", default="results/bench/predict.json")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    loaded = load_checkpoint(args.model) if args.model else default_model()
+    loaded = load_checkpoint(args.model, args.device) if args.model else default_model()
+    loaded.model.to(resolve_device(args.device))
     from vgd.model import count_parameters
 
     report = {
+        "device": str(loaded.device),
         "threads": args.threads,
         "parameters": count_parameters(loaded.model),
         "features": str(loaded.spec.features),
@@ -129,6 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     with tempfile.TemporaryDirectory() as tmp:
+        clips = Path(tmp) / "clips"
+        clips.mkdir()
+        report["files"] = [files_throughput(loaded, clips, args.files, w) for w in (1, 0)]
+        for r in report["files"]:
+            lo, hi = min(r["range"]), max(r["range"])
+            label = "auto" if r["workers"] == 0 else r["workers"]
+            print(
+                f"vgd predict, {args.files} 3-s files, decode workers {label}: "
+                f"{r['files_per_s']:.0f} files/s median (range {lo:.0f}–{hi:.0f})"
+            )
         model_path = Path(args.model) if args.model else Path(tmp) / "model.pt"
         if not args.model:
             save_checkpoint(model_path, loaded.model, loaded.recipe)
@@ -138,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote a {args.minutes:.0f}-minute recording in {time.perf_counter() - start:.1f} s")
         report["long"] = {
             "minutes": args.minutes,
-            **long_recording(model_path, audio, args.threads),
+            **long_recording(model_path, audio, args.threads, args.device),
         }
     r = report["long"]
     print(

@@ -85,3 +85,15 @@ def test_output_formats(loaded, tmp_path):
     assert [d["error"] is None for d in data] == [True, False]
     table = format_predictions(preds, loaded.labels, "table")
     assert "ERROR" in table and "p_female" in table
+
+
+def test_parallel_decoding_keeps_the_order_and_the_answers(loaded, tmp_path):
+    for i in range(7):
+        save_audio(tmp_path / f"{i}.wav", voice(90 + 20 * i, 1.0 + 0.5 * i), 16000)
+    (tmp_path / "3b.wav").write_text("not audio")  # an error in the middle stays in its place
+    serial = predict_paths(loaded, [tmp_path], batch_size=4, progress=False, workers=1)
+    threaded = predict_paths(loaded, [tmp_path], batch_size=4, progress=False, workers=4)
+    assert [p.path for p in serial] == [p.path for p in threaded]
+    assert [p.error for p in serial] == [p.error for p in threaded]
+    for a, b in zip(serial, threaded):
+        assert a.probs == pytest.approx(b.probs, abs=1e-6)

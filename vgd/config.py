@@ -289,6 +289,13 @@ class RunConfig:
     cache_dir: str = field(
         default="", metadata={"help": "decoded-audio cache folder ('': decode on every read)"}
     )
+    train_input: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: the decoded corpus packed on the training device when it fits, else "
+            "the DataLoader; device; loader"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(
@@ -303,6 +310,11 @@ class RunConfig:
         )
         _check(self.threads >= 0, "threads", "must be >= 0")
         _check(self.num_workers >= 0, "num_workers", "must be >= 0")
+        _check(
+            self.train_input in ("auto", "device", "loader"),
+            "train_input",
+            f"must be auto, device or loader, not {self.train_input!r}",
+        )
 
 
 # ----------------------------------------------------------------------------- loading

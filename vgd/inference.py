@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +153,26 @@ class _Batches:
         self.pending.clear()
 
 
+def _decoded(path, spec: ModelSpec, reader: Reader | None) -> tuple[float, Iterable]:
+    """A file's duration and windows: decoded here (in a worker) unless it is streamed."""
+    duration, windows = file_windows(path, spec, reader)
+    return duration, (windows if duration > STREAM_ABOVE_S else list(windows))
+
+
+def _ahead(pool, paths, spec, reader, depth: int) -> Iterator[Future]:
+    """Futures of :func:`_decoded` in the order of ``paths``, at most ``depth`` in flight.
+
+    The bound keeps memory flat: at most ``depth`` decoded files wait for the model.
+    """
+    pending: deque[Future] = deque()
+    for path in paths:
+        pending.append(pool.submit(_decoded, path, spec, reader))
+        if len(pending) >= depth:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
+
+
 @torch.inference_mode()
 def score(
     model: torch.nn.Module,
@@ -160,28 +182,50 @@ def score(
     precision: str = "fp32",
     reader: Reader | None = None,
     on_done: Callable[[], None] | None = None,
+    workers: int = 0,
 ) -> list[Scored]:
     """Pooled probabilities of every recording, batching windows across recordings.
 
     The model runs where its weights are; a file that cannot be used gets its error and the rest
-    go on. ``on_done`` is called after each recording (for progress bars).
+    go on. ``on_done`` is called after each recording (for progress bars). ``workers`` threads
+    (0: one per CPU core but one, at most 8) decode the next files while the model runs;
+    results keep the order of ``paths``.
     """
     model.eval()
     device = next(model.parameters()).device
     batches = _Batches(model, len(paths), len(spec.labels), batch_size, device, precision)
     results = [Scored() for _ in paths]
-    for i, path in enumerate(paths):
-        try:
-            results[i].duration_s, windows = file_windows(path, spec, reader)
-            for w in windows:
-                batches.add(i, w)
-        except AudioError as e:
-            results[i].error = e.reason
-        if on_done:
-            on_done()
+    n_workers = workers or min(8, max(1, (os.cpu_count() or 2) - 1))
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="vgd-decode") as pool:
+        for i, future in enumerate(_ahead(pool, paths, spec, reader, 2 * n_workers)):
+            try:
+                results[i].duration_s, windows = future.result()
+                for w in windows:
+                    batches.add(i, w)
+            except AudioError as e:
+                results[i].error = e.reason
+            if on_done:
+                on_done()
     batches.flush()
     for i, r in enumerate(results):
         r.windows = int(batches.counts[i])
         if r.error is None:
             r.probs = batches.sums[i] / r.windows
     return results
+
+
+@torch.inference_mode()
+def window_probs(
+    model: torch.nn.Module, windows: np.ndarray, precision: str = "fp32"
+) -> np.ndarray:
+    """Class probabilities (B, n_classes) of a (B, samples) float32 batch of windows.
+
+    The model runs in eval mode where its weights are; the one model call for callers that
+    choose their own windows (e.g. :mod:`vgd.segment`), the same as :func:`score` makes.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    waves = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(device)
+    with autocast(device, precision):
+        logits = model(waves).float()
+    return torch.softmax(logits, dim=1).cpu().numpy()

@@ -58,14 +58,18 @@ def predict_paths(
     paths: Iterable[str | os.PathLike],
     batch_size: int = 64,
     progress: bool = True,
+    workers: int = 0,
 ) -> list[Prediction]:
     """Classify every audio file under ``paths`` with the model where it lives; errors included.
 
-    Windows and pooling are :func:`vgd.inference.score`'s, the path evaluation takes.
+    Windows and pooling are :func:`vgd.inference.score`'s, the path evaluation takes;
+    ``workers`` threads decode ahead of the model (0: by CPU count).
     """
     files, missing = find_audio(paths)
     bar = Progress(len(files), "predicting", unit="files", enabled=progress)
-    scored = score(loaded.model, loaded.spec, files, batch_size, on_done=bar.update)
+    scored = score(
+        loaded.model, loaded.spec, files, batch_size, on_done=bar.update, workers=workers
+    )
     bar.close()
     results = []
     for path, s in zip(files, scored):

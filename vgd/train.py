@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from vgd.audio import AudioError, audio_info
+from vgd.batches import DeviceBatcher
 from vgd.cache import AudioCache, prefill
 from vgd.checkpoint import build_model, save_checkpoint, torch_load, torch_save
 from vgd.config import AudioConfig, ConfigError, RunConfig, TrainConfig, save_config, to_dict
-from vgd.dataset import IGNORE, AudioDataset, balanced_sampler, class_weights, make_reader
+from vgd.dataset import IGNORE, class_weights, make_reader
 from vgd.device import autocast, resolve_device, resolve_precision
 from vgd.evaluate import compute_metrics, pooled_loss, score_clips
 from vgd.features import SpecAugment
@@ -32,6 +32,7 @@ from vgd.manifest import Clip, ManifestError, check_labels, read_manifest
 from vgd.model import VoiceGenderNet, count_parameters
 from vgd.progress import format_duration
 from vgd.splits import ensure_splits, select, speaker_key
+from vgd.train_input import LoaderBatches, training_batches
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,10 @@ class TrainResult:
 
 @dataclass
 class _Data:
-    train: AudioDataset
+    train: DeviceBatcher | LoaderBatches
     val: list[Clip]
     reader: Reader
+    unreadable: list[str]
 
 
 def load_clips(
@@ -90,26 +92,19 @@ def usable_clips(
     return [c for c in clips if c.path not in failed], [f"{p}: {r}" for p, r in failed.items()]
 
 
-def _datasets(config: TrainConfig, run: RunConfig, clips: Sequence[Clip]) -> _Data:
-    d, a = config.data, config.audio
-    reader = make_reader(a, run.cache_dir)
+def _data(
+    config: TrainConfig, run: RunConfig, clips: Sequence[Clip], device: torch.device
+) -> _Data:
+    d = config.data
+    reader = make_reader(config.audio, run.cache_dir)
     train_clips = select(clips, d.train_splits)
     if not train_clips:
         raise ManifestError(f"{run.manifest}: no clips in training split(s) {list(d.train_splits)}")
-    train = AudioDataset(
-        train_clips,
-        d.labels,
-        reader,
-        a.sample_rate,
-        config.window.seconds,
-        augment=config.augment,
-        seed=config.seed,
-        crops_per_clip=d.crops_per_clip,
-    )
     val_clips = select(clips, [d.val_split]) if d.val_split else []
     if d.val_split and not val_clips:
         raise ManifestError(f"{run.manifest}: no clips in validation split {d.val_split!r}")
-    return _Data(train, val_clips, reader)
+    train, failed = training_batches(config, run, train_clips, reader, device)
+    return _Data(train, val_clips, reader, failed)
 
 
 def _scheduler(
@@ -161,16 +156,17 @@ class Trainer:
         if self.run.threads:
             torch.set_num_threads(self.run.threads)
         torch.manual_seed(cfg.seed)
-        data = _datasets(cfg, self.run, self.clips)
+        data = _data(cfg, self.run, self.clips, self.device)
+        self.unreadable += data.unreadable
         model = build_model(cfg.spec).to(self.device)
         if self.init_state is not None:
             model.load_state_dict(self.init_state)
-        steps = math.ceil(len(data.train) / o.batch_size)
+        steps = data.train.num_batches
         optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         scheduler = _scheduler(cfg, optimizer, steps)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         weights = (
-            class_weights(data.train.targets, len(self.labels))
+            class_weights(data.train.item_labels.tolist(), len(self.labels))
             if cfg.data.balance == "loss"
             else None
         )
@@ -183,11 +179,10 @@ class Trainer:
         state = _State.fresh(model)
         resumed = self._resume(state, model, optimizer, scheduler, scaler)
         log.info(
-            "training %d parameters on %s (%s), %d train clips (%d crops an epoch), %d val clips%s",
+            "training %d parameters on %s (%s), %d crops an epoch, %d val clips%s",
             count_parameters(model),
             self.device,
             self.precision,
-            len(data.train.clips),
             len(data.train),
             len(data.val),
             f", resumed after epoch {state.epoch}" if resumed else "",
@@ -232,45 +227,28 @@ class Trainer:
         )
 
     def _train_epoch(
-        self, model, dataset, epoch, optimizer, scheduler, scaler, loss_fn, spec_augment
+        self, model, batches, epoch, optimizer, scheduler, scaler, loss_fn, spec_augment
     ):
-        cfg = self.config
-        dataset.set_epoch(epoch)
-        sampler = (
-            balanced_sampler(dataset.targets, cfg.seed, epoch)
-            if cfg.data.balance == "sampler"
-            else None
-        )
-        loader = DataLoader(
-            dataset,
-            batch_size=cfg.optim.batch_size,
-            sampler=sampler,
-            shuffle=sampler is None,
-            num_workers=self.run.num_workers,
-            pin_memory=self.device.type == "cuda",
-            drop_last=len(dataset) > cfg.optim.batch_size,
-            generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch),
-        )
         model.train()
-        total, n, t0 = 0.0, 0, time.perf_counter()
-        for wave, label in loader:
-            wave = wave.to(self.device, non_blocking=True)
-            label = label.to(self.device, non_blocking=True)
+        # The loss is summed on the device and read once an epoch: no sync per step.
+        total = torch.zeros((), device=self.device)
+        n, t0 = 0, time.perf_counter()
+        for wave, label in batches.epoch(epoch):
             with autocast(self.device, self.precision):
                 feats = spec_augment(model.frontend(wave))
                 loss = loss_fn(model.cnn(feats).float(), label)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if cfg.optim.grad_clip > 0:
+            if self.config.optim.grad_clip > 0:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.optim.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             if scheduler.last_epoch < scheduler_total(scheduler):
                 scheduler.step()
-            total += loss.item() * label.shape[0]
+            total += loss.detach() * label.shape[0]
             n += label.shape[0]
-        return total / max(n, 1), n / (time.perf_counter() - t0)
+        return float(total) / max(n, 1), n / (time.perf_counter() - t0)
 
     def _validate(self, model, data: _Data) -> dict[str, Any]:
         """Validation through the inference path that evaluate and predict take."""

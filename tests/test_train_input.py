@@ -1,0 +1,65 @@
+"""Training input: the packed corpus when it fits (shared via the cache), else the DataLoader."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import toy_config, toy_run, write_toy_corpus
+from vgd import train_input
+from vgd.batches import DeviceBatcher
+from vgd.dataset import make_reader
+from vgd.manifest import read_manifest
+from vgd.train import load_clips, train
+from vgd.train_input import LoaderBatches, training_batches
+
+CPU = torch.device("cpu")
+
+
+def _source(manifest, tmp_path, **run):
+    config = toy_config(manifest, tmp_path)
+    run = toy_run(manifest, tmp_path, **run)
+    clips = [c for c in load_clips(config, run.manifest) if c.split == "train"]
+    reader = make_reader(config.audio, run.cache_dir)
+    return training_batches(config, run, clips, reader, CPU)[0], clips
+
+
+def test_auto_packs_a_corpus_that_fits_and_loads_one_that_does_not(
+    toy_manifest, tmp_path, monkeypatch
+):
+    packed, clips = _source(toy_manifest, tmp_path)
+    assert isinstance(packed, DeviceBatcher) and len(packed.corpus) == len(clips)
+    monkeypatch.setattr(train_input, "memory_budget", lambda device: 1000)  # bytes: nothing fits
+    assert isinstance(_source(toy_manifest, tmp_path)[0], LoaderBatches)
+    forced, _ = _source(toy_manifest, tmp_path, train_input="device")
+    assert isinstance(forced, DeviceBatcher) and forced.corpus.data.dtype == torch.int16
+
+
+def test_the_packed_corpus_is_written_once_into_the_cache_and_mapped(toy_manifest, tmp_path):
+    first, _ = _source(toy_manifest, tmp_path)
+    files = list((tmp_path / "cache" / "packed").glob("*.npy"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    second, _ = _source(toy_manifest, tmp_path)  # another trial of the same search
+    assert files[0].stat().st_mtime_ns == stamp
+    assert torch.equal(first.corpus.data, second.corpus.data)
+    assert torch.equal(second.corpus.data, torch.from_numpy(np.load(files[0])))
+
+
+def test_both_paths_give_batches_of_the_same_shape_and_labels(toy_manifest, tmp_path):
+    packed, clips = _source(toy_manifest, tmp_path, train_input="device")
+    loader, _ = _source(toy_manifest, tmp_path, train_input="loader")
+    assert len(packed) == len(loader) and packed.num_batches == loader.num_batches
+    (a, la), (b, lb) = next(iter(packed.epoch(1))), next(iter(loader.epoch(1)))
+    assert a.shape == b.shape and a.dtype == b.dtype == torch.float32
+    assert set(la.tolist()) <= {0, 1} and set(lb.tolist()) <= {0, 1}
+    labels = {c.label for c in read_manifest(toy_manifest)}
+    assert labels == {"female", "male"}
+
+
+@pytest.mark.parametrize("mode", ["device", "loader"])
+def test_both_paths_learn_the_toy_voices(tmp_path, mode):
+    manifest = write_toy_corpus(tmp_path / "toy", speakers=12, utterances=8)
+    config = toy_config(manifest, tmp_path, **{"optim.epochs": 6})
+    result = train(config, toy_run(manifest, tmp_path, train_input=mode), progress=False)
+    assert result.best["val_balanced_accuracy"] == 1.0
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]

@@ -1,0 +1,172 @@
+"""Where training batches come from: the packed corpus on the training device when it fits, the
+DataLoader over ``AudioDataset`` when it does not.
+
+The packed path (:class:`vgd.batches.DeviceBatcher`) builds each batch with a few tensor ops on
+the device; the loader path builds it item by item in Python. With a decoded-audio cache the
+packed corpus is written once into the cache and memory-mapped, so the trials of a search share
+one copy through the page cache instead of each decoding and packing its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from vgd.audio import AudioError
+from vgd.batches import DeviceBatcher, PackedCorpus, choose_storage, pack_corpus
+from vgd.cache import AudioCache
+from vgd.config import RunConfig, TrainConfig
+from vgd.dataset import AudioDataset, balanced_sampler
+from vgd.inference import Reader
+from vgd.io import atomic_path
+from vgd.manifest import Clip
+
+log = logging.getLogger(__name__)
+
+# The packed corpus may take this share of the training device's free memory (of available RAM
+# on the CPU): the rest is for the model, the optimiser, activations and other trials.
+MEMORY_SHARE = 0.25
+
+
+class LoaderBatches:
+    """``AudioDataset`` + ``DataLoader`` behind the batcher's interface, for corpora too big."""
+
+    def __init__(self, dataset: AudioDataset, config: TrainConfig, run: RunConfig, device):
+        self.dataset, self.config, self.run, self.device = dataset, config, run, device
+
+    @property
+    def item_labels(self) -> Tensor:
+        return torch.tensor(self.dataset.targets)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def num_batches(self) -> int:
+        bs = self.config.optim.batch_size
+        return len(self.dataset) // bs if len(self.dataset) > bs else 1
+
+    def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """One epoch's batches, moved to the training device."""
+        cfg = self.config
+        self.dataset.set_epoch(epoch)
+        sampler = (
+            balanced_sampler(self.dataset.targets, cfg.seed, epoch)
+            if cfg.data.balance == "sampler"
+            else None
+        )
+        loader = DataLoader(
+            self.dataset,
+            batch_size=cfg.optim.batch_size,
+            sampler=sampler,
+            shuffle=sampler is None,
+            num_workers=self.run.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=len(self.dataset) > cfg.optim.batch_size,
+            generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch),
+        )
+        for wave, label in loader:
+            yield (
+                wave.to(self.device, non_blocking=True),
+                label.to(self.device, non_blocking=True),
+            )
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes the packed corpus may use on ``device``."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * MEMORY_SHARE)
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return int(available * MEMORY_SHARE)
+
+
+def training_batches(
+    config: TrainConfig,
+    run: RunConfig,
+    clips: Sequence[Clip],
+    reader: Reader,
+    device: torch.device,
+) -> tuple[DeviceBatcher | LoaderBatches, list[str]]:
+    """The epoch-batch source for ``clips`` and the clips it had to leave out (with reasons)."""
+    crop = config.spec.window_samples
+    if run.train_input != "loader":
+        waves, kept, failed = _decode(clips, reader)
+        total = sum(max(w.shape[0], crop) for w in waves)
+        storage = choose_storage(total, memory_budget(device))
+        if storage is not None or run.train_input == "device":
+            corpus = _packed(waves, kept, crop, storage or "int16", run.cache_dir, config)
+            log.info("training batches: packed corpus on %s (%s)", device, corpus.data.dtype)
+            return _batcher(corpus.to(device), kept, config), failed
+        log.info("training batches: the decoded corpus does not fit; using the DataLoader")
+    dataset = AudioDataset(
+        clips,
+        config.data.labels,
+        reader,
+        config.audio.sample_rate,
+        config.window.seconds,
+        augment=config.augment,
+        seed=config.seed,
+        crops_per_clip=config.data.crops_per_clip,
+    )
+    return LoaderBatches(dataset, config, run, device), []
+
+
+def _batcher(corpus: PackedCorpus, clips: Sequence[Clip], config: TrainConfig) -> DeviceBatcher:
+    index = {label: i for i, label in enumerate(config.data.labels)}
+    return DeviceBatcher(
+        corpus,
+        [index[c.label] for c in clips],
+        config.spec.window_samples,
+        config.optim.batch_size,
+        augment=config.augment,
+        sample_rate=config.audio.sample_rate,
+        seed=config.seed,
+        crops_per_clip=config.data.crops_per_clip,
+        balance=config.data.balance,
+    )
+
+
+def _decode(clips: Sequence[Clip], reader: Reader) -> tuple[list, list[Clip], list[str]]:
+    """Every clip's waveform (memory-mapped when the reader is the cache); failures listed."""
+    waves, kept, failed = [], [], []
+    for clip in clips:
+        try:
+            waves.append(reader(clip.path))
+            kept.append(clip)
+        except AudioError as e:
+            log.warning("left out unreadable clip %s", e)
+            failed.append(str(e))
+    return waves, kept, failed
+
+
+def _packed(
+    waves: list, clips: Sequence[Clip], crop: int, storage: str, cache_dir: str, config
+) -> PackedCorpus:
+    """Pack the waveforms; with a cache, once per corpus into a file every trial maps."""
+    if not cache_dir:
+        return pack_corpus(waves, storage, min_length=crop)
+    cache = AudioCache(cache_dir, config.audio)
+    key = hashlib.sha1(f"{storage}|{crop}".encode())
+    for clip in clips:
+        key.update(cache.key(clip.path).encode())
+    path = Path(cache_dir) / "packed" / f"{key.hexdigest()}.npy"
+    lengths = np.array([max(w.shape[0], crop) for w in waves], dtype=np.int64)
+    if not path.exists():
+        packed = pack_corpus(waves, storage, min_length=crop)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, packed.data.numpy())
+    with warnings.catch_warnings():  # a read-only map: the batcher only reads it
+        warnings.simplefilter("ignore", UserWarning)
+        data = torch.from_numpy(np.load(path, mmap_mode="r"))
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return PackedCorpus(data, torch.from_numpy(offsets), torch.from_numpy(lengths))
