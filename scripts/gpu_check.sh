@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 DEVICE=${VGD_GPU_CHECK_DEVICE:-cuda}
 OUT=${OUT:-.gpu/out}
-WHEELS=(soundfile cffi pycparser pytest pluggy iniconfig packaging)
+WHEELS=(soundfile cffi pycparser pytest pluggy iniconfig packaging pygments)
 
 if [ "${1:-}" = "--prepare" ]; then
   # cp312 manylinux wheels: the GPU machine runs Python 3.12 and has no network.

@@ -97,3 +97,14 @@ def test_parallel_decoding_keeps_the_order_and_the_answers(loaded, tmp_path):
     assert [p.error for p in serial] == [p.error for p in threaded]
     for a, b in zip(serial, threaded):
         assert a.probs == pytest.approx(b.probs, abs=1e-6)
+
+
+def test_a_file_under_the_confidence_threshold_is_unknown(loaded, tmp_path):
+    save_audio(tmp_path / "a.wav", voice(95, 2.0, seed=3), 16000)
+    (sure,) = predict_paths(loaded, [tmp_path / "a.wav"], progress=False, min_confidence=0.0)
+    best = max(sure.probs.values())
+    assert sure.label in loaded.labels
+    (unsure,) = predict_paths(
+        loaded, [tmp_path / "a.wav"], progress=False, min_confidence=best + 1e-6
+    )
+    assert unsure.label == "unknown" and unsure.probs == sure.probs and unsure.error is None

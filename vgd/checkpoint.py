@@ -10,6 +10,7 @@ code from it. Format 1 (which stored the run settings inside the recipe) still l
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +54,10 @@ class LoadedModel:
 
 
 def build_model(spec: ModelSpec) -> VoiceGenderNet:
-    """The network a spec describes (front end included), on the CPU."""
-    return VoiceGenderNet(spec.features, spec.model, spec.audio.sample_rate, len(spec.labels))
+    """The network a spec describes (front end and calibration included), on the CPU."""
+    return VoiceGenderNet(
+        spec.features, spec.model, spec.audio.sample_rate, len(spec.labels), spec.temperature
+    )
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -70,13 +73,17 @@ def save_checkpoint(
     recipe: TrainConfig,
     metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a self-describing checkpoint atomically (weights are stored on the CPU)."""
+    """Write a self-describing checkpoint atomically (weights are stored on the CPU).
+
+    The spec is the recipe's with the model's fitted calibration temperature.
+    """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    spec = dataclasses.replace(recipe.spec, temperature=float(model.temperature))
     return torch_save(
         {
             "format": FORMAT,
             "vgd_version": __version__,
-            "spec": to_dict(recipe.spec),
+            "spec": to_dict(spec),
             "recipe": to_dict(recipe),
             "parameters": count_parameters(model),
             "metrics": metrics or {},
@@ -118,7 +125,7 @@ def upgrade_v1_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _recipe(path: Path, data: dict[str, Any]) -> TrainConfig:
+def _spec_and_recipe(path: Path, data: dict[str, Any]) -> tuple[ModelSpec, TrainConfig]:
     fmt = data.get("format")
     if fmt == FORMAT_V1:
         raw = upgrade_v1_config(data["config"])
@@ -128,11 +135,12 @@ def _recipe(path: Path, data: dict[str, Any]) -> TrainConfig:
         raise CheckpointError(f"{path}: not a vgd checkpoint (format {fmt!r})")
     try:
         recipe = from_dict(TrainConfig, raw)
-        if fmt == FORMAT and from_dict(ModelSpec, data["spec"]) != recipe.spec:
+        spec = from_dict(ModelSpec, data["spec"]) if fmt == FORMAT else recipe.spec
+        if dataclasses.replace(spec, temperature=1.0) != recipe.spec:
             raise ConfigError("its model spec and its recipe disagree")
     except (ConfigError, KeyError) as e:
         raise CheckpointError(f"{path}: config does not fit this vgd ({e})") from e
-    return recipe
+    return spec, recipe
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
@@ -142,8 +150,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     """
     path = Path(path)
     data = torch_load(path)
-    recipe = _recipe(path, data)
-    model = build_model(recipe.spec)
+    spec, recipe = _spec_and_recipe(path, data)
+    model = build_model(spec)
     try:
         model.load_state_dict(data["state_dict"])
     except (RuntimeError, KeyError) as e:
@@ -152,7 +160,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     model.to(dev).eval()
     return LoadedModel(
         model,
-        recipe.spec,
+        spec,
         recipe,
         dict(data.get("metrics", {})),
         data.get("vgd_version", ""),

@@ -226,9 +226,11 @@ class ModelSpec:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
+    temperature: float = 1.0  # logits are divided by it: fitted on validation after training
 
     def __post_init__(self) -> None:
         _check(len(set(self.labels)) == len(self.labels) >= 2, "labels", "need 2+ distinct")
+        _check(self.temperature > 0, "temperature", "must be > 0")
         _check(
             self.features.f_max <= self.audio.sample_rate / 2,
             "features.f_max",

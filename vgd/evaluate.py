@@ -17,6 +17,7 @@ import torch
 from sklearn import metrics as skm
 
 from vgd.cache import AudioCache
+from vgd.calibration import expected_calibration_error
 from vgd.checkpoint import LoadedModel
 from vgd.config import ModelSpec
 from vgd.dataset import IGNORE
@@ -155,6 +156,9 @@ def evaluate(
     probs, targets = score_clips(loaded.model, loaded.spec, clips, batch_size, reader=reader)
     metrics = compute_metrics(targets, probs, loaded.labels, [speaker_key(c) for c in clips])
     metrics["loss"] = pooled_loss(probs, targets)
+    ok = targets != IGNORE
+    metrics["ece"] = expected_calibration_error(probs[ok], targets[ok])
+    metrics["temperature"] = loaded.spec.temperature
     metrics["n_unreadable"] = int((targets == IGNORE).sum())
     return EvalResult(metrics, list(clips), probs, targets, loaded.labels)
 
@@ -224,6 +228,10 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     ]
     if "speaker_accuracy" in metrics:
         lines.append(f"speaker accuracy   {metrics['speaker_accuracy']:.4f}")
+    if "ece" in metrics:
+        lines.append(
+            f"calibration error  {metrics['ece']:.4f} (ECE, T={metrics['temperature']:.2f})"
+        )
     lines.append(f"\n{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
     for label, m in metrics["per_class"].items():
         lines.append(

@@ -56,14 +56,23 @@ class VoiceGenderNet(nn.Module):
     """(B, T) raw waveform at ``sample_rate`` → (B, n_classes) logits, on any device."""
 
     def __init__(
-        self, features: FeatureConfig, model: ModelConfig, sample_rate: int, n_classes: int
+        self,
+        features: FeatureConfig,
+        model: ModelConfig,
+        sample_rate: int,
+        n_classes: int,
+        temperature: float = 1.0,
     ):
         super().__init__()
         self.frontend = LogMel(features, sample_rate)
         self.cnn = CNN(model, n_classes)
+        # Calibration: logits are divided by it, so every caller gets calibrated probabilities.
+        # 1 while training; fitted on validation afterwards (vgd.calibration).
+        self.temperature = temperature
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.cnn(self.frontend(wave))
+        logits = self.cnn(self.frontend(wave))
+        return logits if self.temperature == 1.0 else logits / self.temperature
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,12 +16,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from vgd.audio import is_audio_path
 from vgd.checkpoint import LoadedModel
 from vgd.inference import score
 from vgd.progress import Progress
 
 log = logging.getLogger(__name__)
+
+
+UNKNOWN = "unknown"  # speech, but no label is likely enough
+MIN_CONFIDENCE = 0.7  # the default threshold of ``unknown``, on calibrated probabilities
+
+
+def decide(probs: np.ndarray, labels: Sequence[str], min_confidence: float) -> str:
+    """The most probable label, or ``unknown`` when its probability is under the threshold."""
+    best = int(np.argmax(probs))
+    return labels[best] if probs[best] >= min_confidence else UNKNOWN
 
 
 @dataclass
@@ -59,11 +71,13 @@ def predict_paths(
     batch_size: int = 64,
     progress: bool = True,
     workers: int = 0,
+    min_confidence: float = MIN_CONFIDENCE,
 ) -> list[Prediction]:
     """Classify every audio file under ``paths`` with the model where it lives; errors included.
 
     Windows and pooling are :func:`vgd.inference.score`'s, the path evaluation takes;
-    ``workers`` threads decode ahead of the model (0: by CPU count).
+    ``workers`` threads decode ahead of the model (0: by CPU count). A file whose pooled
+    (calibrated) probability of its best label is under ``min_confidence`` is ``unknown``.
     """
     files, missing = find_audio(paths)
     bar = Progress(len(files), "predicting", unit="files", enabled=progress)
@@ -76,7 +90,7 @@ def predict_paths(
         pred = Prediction(str(path), duration_s=s.duration_s, windows=s.windows, error=s.error)
         if s.probs is not None:
             pred.probs = {label: float(p) for label, p in zip(loaded.labels, s.probs)}
-            pred.label = loaded.labels[int(s.probs.argmax())]
+            pred.label = decide(s.probs, loaded.labels, min_confidence)
         results.append(pred)
     return missing + results
 

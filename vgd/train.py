@@ -20,6 +20,7 @@ import torch
 from vgd.audio import AudioError, audio_info
 from vgd.batches import DeviceBatcher
 from vgd.cache import AudioCache, prefill
+from vgd.calibration import calibrate
 from vgd.checkpoint import build_model, save_checkpoint, torch_load, torch_save
 from vgd.config import AudioConfig, ConfigError, RunConfig, TrainConfig, save_config, to_dict
 from vgd.dataset import IGNORE, class_weights, make_reader
@@ -54,6 +55,7 @@ class TrainResult:
     seconds: float
     parameters: int
     unreadable: list[str] = field(default_factory=list)
+    calibration: dict[str, float] = field(default_factory=dict)  # temperature, ECE before/after
 
 
 @dataclass
@@ -213,6 +215,14 @@ class Trainer:
                 callback(metrics)
         model.load_state_dict(state.best_state)
         model.eval()
+        calibration = calibrate(model, cfg.spec, data.val, data.reader) if data.val else {}
+        if calibration:
+            log.info(
+                "calibration: temperature %.3f, validation ECE %.4f → %.4f",
+                calibration["temperature"],
+                calibration["val_ece_before"],
+                calibration["val_ece_after"],
+            )
         return TrainResult(
             model=model,
             config=cfg,
@@ -224,6 +234,7 @@ class Trainer:
             seconds=state.seconds,
             parameters=count_parameters(model),
             unreadable=self.unreadable,
+            calibration=calibration,
         )
 
     def _train_epoch(
@@ -444,6 +455,7 @@ def save_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
         "curves": out / "curves.png",
     }
     best = {"best_epoch": result.best_epoch, "train_seconds": result.seconds, **result.best}
+    best.update(result.calibration)
     save_checkpoint(paths["model"], result.model, result.config, best)
     save_config(result.config, paths["config"])
     atomic_write_json(
@@ -454,6 +466,7 @@ def save_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
             "seconds": result.seconds,
             "parameters": result.parameters,
             "unreadable": result.unreadable,
+            "calibration": result.calibration,
             "epochs": result.history,
         },
     )
