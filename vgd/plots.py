@@ -99,3 +99,67 @@ def training_curves(history: Sequence[dict[str, Any]], path: str | Path) -> Path
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation balanced accuracy")
     return save_figure(fig, path)
+
+
+SEGMENT_COLOURS = {"female": "#d6604d", "male": "#4393c3", "unknown": "#999999"}
+NONSPEECH_COLOUR = "#f0f0f0"
+
+
+def segment_bands(
+    segments: Sequence[tuple[float, float, str]],
+    path: str | Path,
+    wave: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    mel: np.ndarray | None = None,
+    hop_s: float = 0.01,
+    start_s: float = 0.0,
+    title: str = "",
+) -> Path:
+    """A waveform (or an (n_mels, frames) log-mel spectrogram) over a strip of coloured
+    (start, end, label) segments, times in seconds of the recording; ``start_s`` is where the
+    signal starts. Non-speech is pale grey, other labels not in SEGMENT_COLOURS get C2, C3..."""
+    if (wave is None) == (mel is None):
+        raise ValueError("segment_bands needs exactly one of wave and mel")
+    plt = pyplot()
+    from matplotlib.patches import Patch
+
+    extra = {s[2] for s in segments} - set(SEGMENT_COLOURS) - {"nonspeech"}
+    labels = list(SEGMENT_COLOURS) + sorted(extra)
+    colours = {x: SEGMENT_COLOURS.get(x, f"C{i}") for i, x in enumerate(labels)}
+    colours["nonspeech"] = NONSPEECH_COLOUR
+    fig, (ax, strip) = plt.subplots(
+        2, 1, figsize=(11, 3.6), sharex=True, gridspec_kw={"height_ratios": [5, 1]}
+    )
+    if wave is not None:
+        end_s = start_s + wave.size / sample_rate
+        _envelope(ax, wave, sample_rate, start_s)
+        ax.set_ylabel("amplitude")
+    else:
+        end_s = start_s + mel.shape[1] * hop_s
+        extent = (start_s, end_s, 0, mel.shape[0])
+        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=extent)
+        ax.set_ylabel("mel band")
+    for s, e, label in segments:
+        if e > start_s and s < end_s:
+            strip.axvspan(max(s, start_s), min(e, end_s), color=colours[label], lw=0)
+            if wave is not None and label != "nonspeech":
+                ax.axvspan(max(s, start_s), min(e, end_s), color=colours[label], alpha=0.25, lw=0)
+    strip.set_yticks([])
+    strip.set_xlim(start_s, end_s)
+    strip.set_xlabel("time (s)")
+    handles = [Patch(color=colours[x], label=x) for x in [*labels, "nonspeech"]]
+    strip.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -1.2), ncol=len(handles))
+    ax.set_title(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def _envelope(ax, wave: np.ndarray, sample_rate: int, start_s: float, columns: int = 4000) -> None:
+    """Min/max per pixel column, so an hour of samples draws as fast as a second."""
+    step = max(wave.size // columns, 1)
+    n = wave.size // step * step
+    if n == 0:
+        return
+    blocks = wave[:n].reshape(-1, step)
+    t = start_s + (np.arange(blocks.shape[0]) * step + step / 2) / sample_rate
+    ax.fill_between(t, blocks.min(axis=1), blocks.max(axis=1), color="#333333", lw=0)
+    ax.set_ylim(-1.05 * max(np.abs(blocks).max(), 1e-3), 1.05 * max(np.abs(blocks).max(), 1e-3))

@@ -1,0 +1,522 @@
+"""Segmentation on real speech: conversations of LibriSpeech speakers the model never trained on.
+
+    python scripts/bench_segment.py [--fold K | --all-folds] [--folds 5] [--seed 0]
+        [--model CHECKPOINT] [--set key=value ...] [--conversations 4] [--hour [--repeats 3]]
+        [--root ../shared/data/LibriSpeech] [--work runs/bench_segment]
+        [--out results/bench/segment]
+
+For fold K of the speaker-disjoint folds (the same as scripts/bench_accuracy.py: test = fold K,
+validation = fold K+1, training = the rest) a model is trained from scratch (the default
+recipe, ``--set`` changes it) unless ``--model`` names one, which must not have trained on fold
+K's speakers. Fold K's speakers, women and men alternating, become ``--conversations``
+recordings with pauses of faint noise (0.3-2 s) and non-speech inserts (synthetic music,
+coloured noise, tones; 2-8 s) between turns; the reference says where each utterance's speech
+is (frame energy: pauses of 0.3 s or more inside an utterance are non-speech). ``vgd segment``
+runs on them, and the result is scored on 10 ms frames: F1 per class (female, male,
+non-speech), speech miss and false-alarm rates, gender accuracy on detected speech, the error of
+the women's share of speaking time per recording, and the real-time factor. The F1 scores are
+given twice: on every frame (the headline), and without the frames within 0.25 s of a
+reference boundary (NIST RT's collar), since where a word's tail ends depends on a threshold.
+
+``--hour`` instead times ``vgd segment`` on one 60-minute recording of fold K's speakers in a
+fresh process (wall time and peak RSS) and scores it too. Prints measured numbers; writes JSON to
+--out. LibriSpeech (c) 2014 Vassil Panayotov, CC BY 4.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from vgd import signals
+from vgd.audio import load_audio, save_audio
+from vgd.checkpoint import CheckpointError
+from vgd.cli import main as vgd_main
+from vgd.config import ConfigError, RunConfig, load_config, parse_override
+from vgd.corpora import build
+from vgd.io import atomic_write_json
+from vgd.manifest import Clip, ManifestError
+from vgd.splits import speaker_folds
+from vgd.train import save_outputs, train
+
+PROJECT = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT = PROJECT.parent / "shared/data/LibriSpeech"
+RATE = 16000
+FRAME_S = 0.01
+CLASSES = ("female", "male", "nonspeech")
+# Secondary scores leave out frames this close to a reference boundary, as NIST RT's speaker
+# diarization scoring does: where a word's tail ends is a matter of threshold, not of accuracy.
+COLLAR_S = 0.25
+# The issue's targets: labels printed beside measured numbers, never results.
+TARGETS = {"macro_f1": 0.95, "nonspeech_f1": 0.90, "share_error_points": 3.0}
+HOUR_TARGETS = {"seconds": 20.0, "peak_rss_mib": 1024.0}
+
+
+def _bench_accuracy():
+    """scripts/bench_accuracy.py as a module, for its fold assignment (one definition of folds)."""
+    path = Path(__file__).resolve().parent / "bench_accuracy.py"
+    spec = importlib.util.spec_from_file_location("bench_accuracy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def reference_speech(
+    wave: np.ndarray, floor_margin_db: float = 15.0, min_pause_s: float = 0.3
+) -> list[tuple[float, float]]:
+    """Speech (start, end) seconds of a read utterance, from 10 ms frame energy.
+
+    A frame is speech when its energy is ``floor_margin_db`` above the utterance's noise floor
+    (its 5th-percentile frame), or halfway from the floor to its loud frames (95th percentile)
+    when that is less: some LibriSpeech readers have a floor only ~12 dB under their speech.
+    Pauses shorter than ``min_pause_s`` are bridged (the NIST RT rule for speaker segments), and
+    islands shorter than 50 ms dropped (clicks).
+    """
+    hop = round(FRAME_S * RATE)
+    frames = wave[: wave.size // hop * hop].reshape(-1, hop)
+    db = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
+    floor, loud = np.percentile(db, [5, 95])
+    active = db > floor + min(floor_margin_db, (loud - floor) / 2)
+    edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
+    spans = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and (a - merged[-1][1]) * FRAME_S < min_pause_s:
+            merged[-1][1] = b
+        else:
+            merged.append([a, b])
+    return [(a * FRAME_S, b * FRAME_S) for a, b in merged if (b - a) * FRAME_S >= 0.05]
+
+
+# ----------------------------------------------------------------------------- conversations
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How turns, pauses and non-speech inserts are drawn (seconds, dBFS)."""
+
+    pause_s: tuple[float, float] = (0.3, 2.0)
+    pause_db: tuple[float, float] = (-65.0, -50.0)
+    insert_probability: float = 0.35  # after each turn
+    insert_s: tuple[float, float] = (2.0, 8.0)
+    insert_db: tuple[float, float] = (-32.0, -20.0)
+
+
+def nonspeech_insert(rng: np.random.Generator, layout: Layout) -> tuple[str, np.ndarray]:
+    """Music, coloured noise or a tone of random length and level."""
+    seconds = float(rng.uniform(*layout.insert_s))
+    level = float(rng.uniform(*layout.insert_db))
+    seed = int(rng.integers(1 << 30))
+    kind = str(rng.choice(["music", "noise", "tone"]))
+    if kind == "music":
+        wave = signals.music_like(seconds, seed=seed)
+    elif kind == "noise":
+        colour = str(rng.choice(list(signals.NOISE_EXPONENTS)))
+        wave, kind = signals.coloured_noise(seconds, colour, seed), f"{colour} noise"
+    else:
+        freq = float(rng.uniform(150, 3000))
+        wave, kind = signals.tone(seconds, freq), f"tone {freq:.0f} Hz"
+    rms = float(np.sqrt(np.mean(np.square(wave)))) or 1.0
+    return kind, (wave * 10 ** (level / 20) / rms).astype(np.float32)
+
+
+def pause(rng: np.random.Generator, layout: Layout) -> np.ndarray:
+    seconds = float(rng.uniform(*layout.pause_s))
+    level = float(rng.uniform(*layout.pause_db))
+    return signals.coloured_noise(seconds, "pink", int(rng.integers(1 << 30)), level)
+
+
+def conversation(
+    turns: Sequence[tuple[np.ndarray, str]], rng: np.random.Generator, layout: Layout = Layout()
+) -> tuple[np.ndarray, list[tuple[float, float, str]], list[tuple[float, float, str]]]:
+    """Turns (wave, gender) joined by pauses and inserts: the wave, the reference segments and
+    every part as (start, end, what): a gender, ``pause`` or the kind of insert."""
+    waves, reference, parts = [], [], []
+
+    def add(wave: np.ndarray, what: str) -> float:
+        start = parts[-1][1] if parts else 0.0
+        waves.append(wave)
+        parts.append((start, start + wave.size / RATE, what))
+        return start
+
+    add(pause(rng, layout), "pause")
+    for wave, label in turns:
+        start = add(wave, label)
+        reference += [(start + a, start + b, label) for a, b in reference_speech(wave)]
+        add(pause(rng, layout), "pause")
+        if rng.random() < layout.insert_probability:
+            kind, insert = nonspeech_insert(rng, layout)
+            add(insert, kind)
+            add(pause(rng, layout), "pause")
+    return np.concatenate(waves), reference, parts
+
+
+def conversation_turns(clips: Sequence[Clip], n: int, seed: int) -> list[list[Clip]]:
+    """The clips dealt into ``n`` conversations, women and men alternating in each."""
+    rng = np.random.default_rng(seed)
+    by_label = {x: [c for c in clips if c.label == x] for x in ("female", "male")}
+    for group in by_label.values():
+        rng.shuffle(group)
+    out = []
+    for i in range(n):
+        f, m = by_label["female"][i::n], by_label["male"][i::n]
+        first, second = (f, m) if i % 2 == 0 else (m, f)
+        turns = [c for pair in zip(first, second) for c in pair]
+        turns += first[len(second) :] + second[len(first) :]
+        out.append(turns)
+    return [t for t in out if t]
+
+
+def write_conversations(
+    clips: Sequence[Clip], n: int, seed: int, folder: Path, repeats: int = 1
+) -> list[dict[str, Any]]:
+    """Write ``n`` conversations (each turn list played ``repeats`` times) and their references."""
+    rng = np.random.default_rng([seed, 1])
+    cache: dict[str, np.ndarray] = {}
+    out = []
+    for i, turns in enumerate(conversation_turns(clips, n, seed)):
+        for c in turns:
+            if c.path not in cache:
+                cache[c.path] = load_audio(c.path)
+        played = [(cache[c.path], c.label) for _ in range(repeats) for c in turns]
+        wave, reference, parts = conversation(played, rng)
+        path = folder / f"conversation{i:02d}.wav"
+        save_audio(path, wave, RATE)
+        out.append(
+            {
+                "path": str(path),
+                "seconds": wave.size / RATE,
+                "turns": len(played),
+                "speakers": sorted({c.speaker for c in turns}),
+                "inserts": [p[2] for p in parts if p[2] not in ("pause", "female", "male")],
+                "parts": parts,
+                "reference": reference,
+            }
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def frames_of(segments: Sequence[tuple[float, float, str]], frames: int, names) -> np.ndarray:
+    """A label index per 10 ms frame; frames no segment covers get ``names.index('nonspeech')``."""
+    out = np.full(frames, names.index("nonspeech"), dtype=int)
+    for start, end, label in segments:
+        out[round(start / FRAME_S) : round(end / FRAME_S)] = names.index(label)
+    return out
+
+
+HYP = ("female", "male", "nonspeech", "unknown")
+
+
+def frame_counts(ref: np.ndarray, hyp: np.ndarray, scored: np.ndarray | None = None) -> np.ndarray:
+    """(3, 4) counts: reference class (CLASSES) × hypothesis label (HYP), ``scored`` frames only."""
+    if scored is not None:
+        ref, hyp = ref[scored], hyp[scored]
+    counts = np.zeros((len(CLASSES), len(HYP)), dtype=np.int64)
+    np.add.at(counts, (ref, hyp), 1)
+    return counts
+
+
+def outside_collar(ref: np.ndarray, collar_s: float) -> np.ndarray:
+    """Frames farther than ``collar_s`` from every change of reference label (NIST's collar)."""
+    keep = np.ones(ref.size, dtype=bool)
+    reach = round(collar_s / FRAME_S)
+    for edge in np.flatnonzero(np.diff(ref)) + 1:
+        keep[max(edge - reach, 0) : edge + reach] = False
+    return keep
+
+
+def frame_scores(counts: np.ndarray) -> dict[str, float]:
+    """F1 per class, macro F1, speech miss and false alarm, gender accuracy on detected speech."""
+    out: dict[str, float] = {}
+    for k, name in enumerate(CLASSES):
+        tp, ref, hyp = counts[k, k], counts[k].sum(), counts[:, k].sum()
+        p, r = tp / max(hyp, 1), tp / max(ref, 1)
+        out[f"f1_{name}"] = float(2 * p * r / (p + r)) if p + r > 0 else 0.0
+    out["macro_f1"] = float(np.mean([out[f"f1_{x}"] for x in CLASSES]))
+    ns, speech_hyp = 2, [0, 1, 3]
+    ref_speech = counts[:2].sum()
+    out["speech_miss"] = float(counts[:2, ns].sum() / max(ref_speech, 1))
+    out["false_alarm"] = float(counts[ns, speech_hyp].sum() / max(counts[ns].sum(), 1))
+    detected = counts[:2][:, speech_hyp].sum()
+    out["gender_accuracy"] = float((counts[0, 0] + counts[1, 1]) / max(detected, 1))
+    out["unknown_share"] = float(counts[:2, 3].sum() / max(detected, 1))
+    return out
+
+
+def women_share(segments: Sequence[tuple[float, float, str]]) -> float | None:
+    female = sum(e - s for s, e, x in segments if x == "female")
+    male = sum(e - s for s, e, x in segments if x == "male")
+    return female / (female + male) if female + male > 0 else None
+
+
+def read_segments(csv_path: Path) -> dict[str, list[tuple[float, float, str]]]:
+    """``vgd segment --format csv`` output → segments per path; a failed file raises."""
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["error"]:
+                raise RuntimeError(f"{row['path']}: vgd segment failed: {row['error']}")
+            out.setdefault(row["path"], []).append(
+                (float(row["start"]), float(row["end"]), row["label"])
+            )
+    return out
+
+
+def score_files(
+    files: Sequence[dict], hyps: dict[str, list], collar_s: float = COLLAR_S
+) -> dict[str, Any]:
+    """Frame scores over all files (and per file), the same outside a collar around every
+    reference boundary, and the women's-share errors."""
+    total = np.zeros((len(CLASSES), len(HYP)), dtype=np.int64)
+    collared = np.zeros_like(total)
+    per_file = []
+    for f in files:
+        frames = round(f["seconds"] / FRAME_S)
+        ref = frames_of(f["reference"], frames, CLASSES)
+        hyp = frames_of(hyps[f["path"]], frames, HYP)
+        counts = frame_counts(ref, hyp)
+        total += counts
+        collared += frame_counts(ref, hyp, outside_collar(ref, collar_s))
+        ref_share, hyp_share = women_share(f["reference"]), women_share(hyps[f["path"]])
+        error = 100 * abs(hyp_share - ref_share) if hyp_share is not None else 100.0
+        per_file.append(
+            {
+                "path": f["path"],
+                "seconds": f["seconds"],
+                "women_share_reference": ref_share,
+                "women_share_segment": hyp_share,
+                "share_error_points": error,
+                **frame_scores(counts),
+            }
+        )
+    errors = [p["share_error_points"] for p in per_file]
+    scores = frame_scores(total)
+    scores.update({f"collar_{k}": v for k, v in frame_scores(collared).items()})
+    scores.update(share_error_mean=float(np.mean(errors)), share_error_max=float(np.max(errors)))
+    return {"scores": scores, "counts": total.tolist(), "collar_s": collar_s, "files": per_file}
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def train_fold(args: argparse.Namespace, clips: list[Clip], folds: list[int], k: int) -> Path:
+    """Train on every fold but K (K+1 validates), save under --work; the checkpoint's path."""
+    config = load_config(args.config, dict(parse_override(x) for x in args.set or []))
+    fold = _bench_accuracy().fold_clips(clips, folds, k, args.seed)
+    run = RunConfig(str(args.root), threads=args.threads)
+    result = train(config, run, clips=fold, progress=not args.quiet)
+    path = save_outputs(result, Path(args.work) / f"fold{k}")["model"]
+    print(f"fold {k}: trained in {result.seconds:.0f} s (best epoch {result.best_epoch}): {path}")
+    return path
+
+
+def run_segment(model: Path, files: Sequence[dict], out_csv: Path) -> float:
+    """``vgd segment`` on the files (one call, batching across them); its wall seconds."""
+    argv = ["-q", "segment", *[f["path"] for f in files], "--model", str(model)]
+    start = time.perf_counter()
+    status = vgd_main([*argv, "--format", "csv", "--out", str(out_csv)])
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"vgd segment exited with {status}")
+    return seconds
+
+
+def run_fold(args, clips, folds, k) -> dict[str, Any]:
+    model = Path(args.model) if args.model else train_fold(args, clips, folds, k)
+    test = [c for c, f in zip(clips, folds) if f == k]
+    work = Path(args.work) / f"fold{k}"
+    files = write_conversations(test, args.conversations, args.seed + k, work / "audio")
+    seconds = run_segment(model, files, work / "segments.csv")
+    report = score_files(files, read_segments(work / "segments.csv"))
+    audio_s = sum(f["seconds"] for f in files)
+    report["scores"].update(rtf=seconds / audio_s, segment_seconds=seconds, audio_seconds=audio_s)
+    report.update(fold=k, model=str(model), test_speakers=len({c.speaker for c in test}))
+    hidden = ("reference", "parts")
+    report["conversations"] = [{k: v for k, v in f.items() if k not in hidden} for f in files]
+    return report
+
+
+# A child's peak RSS counts the pages of the process it was forked from (Linux keeps the high
+# water mark across exec), and this one holds PyTorch and an hour of audio: a small launcher
+# process forks the measured command instead.
+LAUNCHER = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); "
+    "subprocess.run(sys.argv[1:], check=True); "
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def timed_process(cmd: Sequence[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of ``cmd`` run in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *cmd], capture_output=True, text=True, check=True
+    )
+    seconds, kib = out.stdout.split()[-2:]
+    return float(seconds), float(kib) / 1024
+
+
+def run_hour(args, clips, folds, k, repeats: int = 3) -> dict[str, Any]:
+    """One 60-minute recording of fold K's speakers, segmented ``repeats`` times, each in a
+    fresh process (Python and PyTorch start-up included)."""
+    model = Path(args.model) if args.model else train_fold(args, clips, folds, k)
+    test = [c for c, f in zip(clips, folds) if f == k]
+    work = Path(args.work) / f"hour{k}"
+    minutes_per_pass = sum(c.duration_s for c in test) / 60 * 1.25  # with pauses and inserts
+    repeats = max(int(np.ceil(args.minutes / minutes_per_pass)), 1)
+    [f] = write_conversations(test, 1, args.seed + k, work, repeats)
+    keep = round(args.minutes * 60 * RATE)
+    if f["seconds"] * RATE > keep:  # trim to the length asked for (the reference too)
+        wave, _ = sf.read(f["path"], dtype="float32", frames=keep)
+        save_audio(f["path"], wave, RATE)
+        f["seconds"] = keep / RATE
+        f["reference"] = [
+            (s, min(e, f["seconds"]), x) for s, e, x in f["reference"] if s < f["seconds"]
+        ]
+    out_csv = work / "segments.csv"
+    cmd = [sys.executable, "-m", "vgd.cli", "-q", "segment", f["path"], "--model", str(model)]
+    # A shared machine's speed drifts: the median of a few runs, with the range.
+    runs = [timed_process([*cmd, "--format", "csv", "--out", str(out_csv)]) for _ in range(repeats)]
+    walls = [w for w, _ in runs]
+    report = score_files([f], read_segments(out_csv))
+    report["scores"].update(
+        process_seconds=float(np.median(walls)),
+        process_seconds_range=[min(walls), max(walls)],
+        peak_rss_mib=max(p for _, p in runs),
+        audio_seconds=f["seconds"],
+        rtf=float(np.median(walls)) / f["seconds"],
+    )
+    report.update(fold=k, model=str(model), command=" ".join(cmd))
+    return report
+
+
+# ----------------------------------------------------------------------------- reporting
+
+COLUMNS = [
+    ("f1_female", "F1 fem", "{:.3f}"),
+    ("f1_male", "F1 male", "{:.3f}"),
+    ("f1_nonspeech", "F1 non", "{:.3f}"),
+    ("macro_f1", "macro F1", "{:.3f}"),
+    ("speech_miss", "miss", "{:.3f}"),
+    ("false_alarm", "FA", "{:.3f}"),
+    ("gender_accuracy", "gender acc", "{:.3f}"),
+    ("unknown_share", "unknown", "{:.3f}"),
+    ("collar_f1_nonspeech", "F1 non c", "{:.3f}"),
+    ("collar_macro_f1", "macro c", "{:.3f}"),
+    ("share_error_mean", "share err", "{:.2f}"),
+    ("share_error_max", "max", "{:.2f}"),
+    ("rtf", "RTF", "{:.4f}"),
+]
+
+
+def table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
+    head = f"{'':<10}" + "".join(f" {title:>10}" for _, title, _ in COLUMNS)
+    lines = [head]
+    for name, s in rows:
+        cells = [fmt.format(s[key]) if key in s else "-" for key, _, fmt in COLUMNS]
+        lines.append(f"{name:<10}" + "".join(f" {c:>10}" for c in cells))
+    return "\n".join(lines)
+
+
+def mean_scores(reports: Sequence[dict]) -> dict[str, float]:
+    keys = reports[0]["scores"].keys()
+    return {key: float(np.mean([r["scores"][key] for r in reports])) for key in keys}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="LibriSpeech folder")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--fold", type=int, default=0, help="the held-out fold (default: %(default)s)")
+    p.add_argument("--all-folds", action="store_true", help="every fold, then the mean")
+    p.add_argument("--seed", type=int, default=0, help="fold assignment and conversation seed")
+    p.add_argument("--model", help="a checkpoint that never trained on the fold's speakers")
+    p.add_argument("--config", help="YAML training config (defaults when omitted)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
+    p.add_argument("--conversations", type=int, default=4)
+    p.add_argument("--hour", action="store_true", help="time one long recording instead")
+    p.add_argument("--minutes", type=float, default=60.0, help="length of the --hour recording")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs in --hour mode")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads for training")
+    p.add_argument("--work", default="runs/bench_segment", help="models, audio and segments")
+    p.add_argument("--out", default="results/bench/segment")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
+    args = p.parse_args(argv)
+    if args.model and args.all_folds:
+        p.error("--model cannot be held out from every fold: use it with --fold")
+    if not 0 <= args.fold < args.folds:
+        p.error(f"--fold must be in [0, {args.folds})")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", force=True
+    )
+    if not args.root.is_dir():
+        print(f"bench_segment: error: {args.root}: no such folder (LibriSpeech)", file=sys.stderr)
+        return 2
+    try:
+        clips = build("librispeech", args.root, validate="header", progress=False).clips
+        folds = speaker_folds(clips, args.folds, args.seed)
+        if args.hour:
+            report = run_hour(args, clips, folds, args.fold, args.repeats)
+            s = report["scores"]
+            print(table([(f"hour f{args.fold}", s)]))
+            lo, hi = s["process_seconds_range"]
+            print(
+                f"{s['audio_seconds'] / 60:.0f}-minute recording: {s['process_seconds']:.1f} s "
+                f"(median of {args.repeats}, range {lo:.1f}-{hi:.1f}) for `vgd segment` in a "
+                f"fresh process (target ≤ {HOUR_TARGETS['seconds']:g}), peak RSS "
+                f"{s['peak_rss_mib']:.0f} MiB (target < {HOUR_TARGETS['peak_rss_mib']:g})"
+            )
+            atomic_write_json(Path(args.out) / f"hour_fold{args.fold}.json", report)
+            print(f"wrote {Path(args.out) / f'hour_fold{args.fold}.json'}")
+            return 0
+        ks = range(args.folds) if args.all_folds else [args.fold]
+        reports = []
+        for k in ks:
+            reports.append(run_fold(args, clips, folds, k))
+            print(table([(f"fold {r['fold']}", r["scores"]) for r in reports]), flush=True)
+    except (ConfigError, ManifestError, CheckpointError, FileNotFoundError) as e:
+        print(f"bench_segment: error: {e}", file=sys.stderr)
+        return 2
+    summary = mean_scores(reports)
+    rows = [(f"fold {r['fold']}", r["scores"]) for r in reports]
+    print(table(rows + ([("mean", summary)] if len(reports) > 1 else [])))
+    print(f"targets: {TARGETS}")
+    name = "all_folds.json" if args.all_folds else f"fold{args.fold}.json"
+    atomic_write_json(
+        Path(args.out) / name,
+        {
+            "folds": args.folds,
+            "seed": args.seed,
+            "mean": summary,
+            "targets": TARGETS,
+            "reports": reports,
+        },
+    )
+    print(f"wrote {Path(args.out) / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
