@@ -403,7 +403,7 @@ def run_hour(args, clips, folds, k, repeats: int = 3) -> dict[str, Any]:
         audio_seconds=f["seconds"],
         rtf=float(np.median(walls)) / f["seconds"],
     )
-    report.update(fold=k, model=str(model), command=" ".join(cmd))
+    report.update(fold=k, model=str(model), command=" ".join(["python", *cmd[1:]]))
     return report
 
 
