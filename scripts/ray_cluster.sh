@@ -15,13 +15,16 @@
 #
 # Every node needs the project installed (`pip install -e .[search]`), the audio at the same
 # paths, and --storage-path/--cache-dir on storage all nodes see (NFS or similar).
-# Each node offers CPUS_PER_NODE CPUs (default: all) and its GPUs.
+# Each node offers CPUS_PER_NODE CPUs (default: all) and GPUS_PER_NODE GPUs (default: those it
+# has). Ray's GPUs are logical: GPUS_PER_NODE=1 on a CPU-only node lets `--gpus-per-trial 0.25`
+# place four trials per node, each falling back to the CPU (a dry run of GPU packing).
 set -euo pipefail
 export RAY_AUTH_MODE=token
 cmd=${1:-}
-cpus=()
-[ -n "${CPUS_PER_NODE:-}" ] && cpus=(--num-cpus="$CPUS_PER_NODE")
-common=(--disable-usage-stats "${cpus[@]}")
+sizes=()
+[ -n "${CPUS_PER_NODE:-}" ] && sizes+=(--num-cpus="$CPUS_PER_NODE")
+[ -n "${GPUS_PER_NODE:-}" ] && sizes+=(--num-gpus="$GPUS_PER_NODE")
+common=(--disable-usage-stats "${sizes[@]}")
 
 case "$cmd" in
   head)

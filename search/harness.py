@@ -3,6 +3,7 @@ it, and write the results. Everything Ray-specific about running lives here."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -15,7 +16,14 @@ import ray
 from ray import tune
 
 from search.progress import SearchProgress
-from search.results import TrialRow, collect_rows, rank, top_k_table, write_results
+from search.results import (
+    TrialRow,
+    collect_rows,
+    rank,
+    slot_usage,
+    top_k_table,
+    write_results,
+)
 from search.space import SearchSpace, load_space
 from search.trainable import run_trial
 from vgd.cache import PrefillReport
@@ -69,13 +77,9 @@ def prepare_data(base: TrainConfig, cfg: SearchConfig) -> PreparedData:
     usable, unreadable = usable_clips(clips, base.audio, cache_dir, progress=True)
     report = PrefillReport(seconds=time.perf_counter() - start)
     manifest = write_manifest(usable, cfg.out_dir / "data" / "manifest.csv")
-    run = RunConfig(manifest=str(manifest), cache_dir=cache_dir, threads=trial_threads(cfg))
+    # The device and the torch threads are each trial's: they follow what Ray gave it.
+    run = RunConfig(manifest=str(manifest), cache_dir=cache_dir)
     return PreparedData(run, report, unreadable)
-
-
-def trial_threads(cfg: SearchConfig) -> int:
-    """Torch threads per trial: its CPU share, at least one."""
-    return max(1, int(cfg.cpus_per_trial))
 
 
 def base_config(cfg: SearchConfig, space_name: str) -> tuple[SearchSpace, TrainConfig]:
@@ -139,12 +143,20 @@ def make_scheduler(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
 
 def concurrency(cfg: SearchConfig, space: SearchSpace) -> int:
     """Trials at once: the flag, the space's budget, or what the cluster's resources allow."""
+    res = ray.cluster_resources()
+    for kind, need in (("CPU", cfg.cpus_per_trial), ("GPU", cfg.gpus_per_trial)):
+        if need > res.get(kind, 0):
+            raise ConfigError(
+                f"a trial needs {need:g} {kind}(s) but Ray has {res.get(kind, 0):g}; lower "
+                f"--{kind.lower()}s-per-trial, or give Ray more (--num-{kind.lower()}s here, "
+                f"`ray start --num-{kind.lower()}s` on a cluster; GPUs may be logical)"
+            )
     if cfg.max_concurrent or space.max_concurrent:
         return cfg.max_concurrent or space.max_concurrent
-    res = ray.cluster_resources()
-    n = int(res.get("CPU", 1) // cfg.cpus_per_trial)
+    # The epsilon absorbs float rounding (1.0 // 0.1 is 9.0).
+    n = int(res.get("CPU", 1) / cfg.cpus_per_trial + 1e-9)
     if cfg.gpus_per_trial:
-        n = min(n, int(res.get("GPU", 0) / cfg.gpus_per_trial))
+        n = min(n, int(res.get("GPU", 0) / cfg.gpus_per_trial + 1e-9))
     return max(n, 1)
 
 
@@ -154,27 +166,51 @@ def trainable(space: SearchSpace, base: TrainConfig, run: RunConfig, cfg: Search
 
 
 def init_ray(cfg: SearchConfig) -> None:
-    """Join the cluster at ``--address`` or start Ray on this machine; quiet either way."""
-    # Snapshot the experiment at every step, so a search killed with SIGKILL resumes with every
-    # finished trial recorded (Ray's default snapshots at most every 10 s).
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    """Join the cluster at ``--address`` or start Ray on this machine; quiet either way.
+
+    Started here, Ray offers ``--num-cpus`` CPUs and ``--num-gpus`` GPUs (all it finds by
+    default). Ray's GPUs are logical: ``--num-gpus 1`` on a CPU-only machine schedules trials
+    onto one pretend GPU, each trial then falling back to the CPU (search/trainable.py).
+    """
+    # Tune snapshots the experiment after every trial checkpoint (CheckpointConfig's
+    # num_to_keep=1 forces it), so a search killed with SIGKILL resumes with every reported
+    # epoch recorded. Between checkpoints a snapshot every few seconds is enough: at 0 Tune
+    # writes one on every 0.1-s step (~8% of a core here, growing with the trial count), and a
+    # trial started after the last snapshot only leaves an empty folder (_drop_orphan_trials).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         return
+    if cfg.address and (cfg.num_cpus or cfg.num_gpus >= 0):
+        raise ConfigError(
+            "--num-cpus/--num-gpus size the Ray started here; a cluster's come from `ray start` "
+            "(scripts/ray_cluster.sh: CPUS_PER_NODE, GPUS_PER_NODE)"
+        )
+    if cfg.num_cpus < 0 or cfg.num_gpus < -1:
+        raise ConfigError("--num-cpus must be >= 0 (0: all) and --num-gpus >= -1 (-1: detect)")
+    local = {} if cfg.address else {"num_cpus": cfg.num_cpus or None}
+    if not cfg.address and cfg.num_gpus >= 0:
+        local["num_gpus"] = cfg.num_gpus
     ray.init(
         address=cfg.address or None,
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.ERROR,
         configure_logging=True,
+        **local,
     )
 
 
 def build_tuner(
-    space: SearchSpace, base: TrainConfig, run: RunConfig, cfg: SearchConfig, num_samples: int
+    space: SearchSpace,
+    base: TrainConfig,
+    run: RunConfig,
+    cfg: SearchConfig,
+    num_samples: int,
+    slots: int,
+    progress: SearchProgress,
 ):
     budget = cfg.time_budget_s or space.time_budget_s or None
-    progress = SearchProgress(space.metric, space.mode, num_samples, base.optim.epochs, budget)
     return tune.Tuner(
         trainable(space, base, run, cfg),
         tune_config=tune.TuneConfig(
@@ -183,7 +219,7 @@ def build_tuner(
             search_alg=make_searcher(space, base, cfg),
             scheduler=make_scheduler(space, base, cfg),
             num_samples=num_samples,
-            max_concurrent_trials=concurrency(cfg, space),
+            max_concurrent_trials=slots,
             time_budget_s=budget,
             reuse_actors=True,
         ),
@@ -192,6 +228,7 @@ def build_tuner(
             storage_path=str(cfg.ray_dir),
             verbose=0,
             callbacks=[progress],
+            # Keeping one checkpoint also makes Tune snapshot the experiment after each (init_ray).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         ),
@@ -237,25 +274,19 @@ def run_search(cfg: SearchConfig, resume: bool = False, overwrite: bool = False)
     data = prepare_data(base, cfg)
     save_settings(cfg)
     init_ray(cfg)
+    slots = concurrency(cfg, space)
     exp_dir = cfg.ray_dir / EXPERIMENT
     start = time.time()
-    if resume:
-        if not tune.Tuner.can_restore(str(exp_dir)):
-            raise ConfigError(f"{exp_dir}: no Ray experiment state to resume from")
-        tuner = tune.Tuner.restore(
-            str(exp_dir),
-            trainable(space, base, data.run, cfg),
-            resume_unfinished=True,
-            resume_errored=False,
-        )
-    else:
-        tuner = build_tuner(space, base, data.run, cfg, num_samples)
+    tuner, progress = _tuner(space, base, data.run, cfg, num_samples, slots, resume)
     tuner.fit()
     seconds = time.time() - start
     analysis = tune.ExperimentAnalysis(str(exp_dir))
+    _drop_orphan_trials(exp_dir, analysis.trials)
     rows = collect_rows(analysis, space, base.optim.epochs)
+    _warn_cpu_fallback(rows)
     interrupted = len(rows) < num_samples or any(r.status in ("running", "pending") for r in rows)
     summary = _summary(rows, space, cfg, seconds, data, interrupted, num_samples)
+    summary.update(_timing(rows, slots, seconds, progress))
     paths = write_results(rows, space, base, cfg.out_dir, summary)
     return SearchOutcome(
         rows,
@@ -267,6 +298,77 @@ def run_search(cfg: SearchConfig, resume: bool = False, overwrite: bool = False)
         f"tensorboard --logdir {exp_dir}",
         summary,
     )
+
+
+def _tuner(space, base, run, cfg, num_samples, slots, resume):
+    """A new Tuner with its progress callback, or the one restored from the experiment folder."""
+    exp_dir = cfg.ray_dir / EXPERIMENT
+    if not resume:
+        budget = cfg.time_budget_s or space.time_budget_s or None
+        progress = SearchProgress(space.metric, space.mode, num_samples, base.optim.epochs, budget)
+        return build_tuner(space, base, run, cfg, num_samples, slots, progress), progress
+    if not tune.Tuner.can_restore(str(exp_dir)):
+        raise ConfigError(f"{exp_dir}: no Ray experiment state to resume from")
+    _check_saved_state(exp_dir)
+    restored = tune.Tuner.restore(
+        str(exp_dir),
+        trainable(space, base, run, cfg),
+        resume_unfinished=True,
+        resume_errored=False,
+    )
+    return restored, None  # its progress callback comes back from the saved Tuner
+
+
+def _check_saved_state(exp_dir: Path) -> None:
+    """Refuse to resume from state files cut short, which Tune would answer by starting over.
+
+    Tune copies its snapshot into the experiment folder file by file; a SIGKILL in the middle of
+    a copy leaves a truncated file, and ``Tuner.restore`` then logs a failure and silently runs
+    a new search in the same folder.
+    """
+    for pattern in ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl"):
+        latest = max(exp_dir.glob(pattern), default=None)
+        if latest is None:
+            continue
+        try:
+            data = latest.read_bytes()
+            if not data:
+                raise ValueError("empty")
+            if pattern.startswith("experiment_state"):  # the others are pickles, whatever the name
+                json.loads(data)
+        except ValueError as e:
+            raise ConfigError(
+                f"{latest}: Ray's saved search state was cut short when the search was killed "
+                f"({e}); the search cannot resume. Its finished trials are in {exp_dir}; start "
+                "again with --overwrite"
+            ) from e
+
+
+def _drop_orphan_trials(exp_dir: Path, trials: list) -> None:
+    """Remove trial folders the experiment does not list and that hold no result.
+
+    A search killed (SIGKILL) after starting a trial but before Tune's next snapshot leaves that
+    trial's empty folder; the resumed search, which never heard of it, runs another in its place.
+    """
+    known = {Path(t.path).resolve() for t in trials if t.path}
+    for folder in exp_dir.iterdir():
+        result = folder / "result.json"
+        if folder.resolve() in known or not (folder / "params.json").exists():
+            continue
+        if not result.exists() or result.stat().st_size == 0:
+            log.info("removing %s: a trial started just before the search was killed", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _warn_cpu_fallback(rows: list[TrialRow]) -> None:
+    fell_back = [r.trial_id for r in rows if r.gpu_ids and r.device == "cpu"]
+    if fell_back:
+        log.warning(
+            "%d trial(s) were given a GPU share but found no usable CUDA device and trained on "
+            "the CPU (%s); see trials.csv: device, gpu_ids, cuda_visible_devices",
+            len(fell_back),
+            ", ".join(fell_back),
+        )
 
 
 def _clear_previous(cfg: SearchConfig, overwrite: bool) -> None:
@@ -307,6 +409,19 @@ def _summary(rows, space, cfg, seconds, data, interrupted, num_samples) -> dict[
         if default
         else None,
     }
+
+
+def _timing(rows, slots, seconds, progress: SearchProgress | None) -> dict[str, Any]:
+    """How the trial slots were used; with this run's driver timeline (not after --resume)."""
+    timing: dict[str, Any] = {
+        "slot_usage": slot_usage(rows, slots, seconds, progress.spans if progress else None)
+    }
+    if progress:
+        timing["peak_running_trials"] = progress.peak_running
+        timing["timeline"] = {  # [started, first epoch began, ended], s since the start
+            k: [None if t != t else round(t, 3) for t in v] for k, v in progress.spans.items()
+        }
+    return timing
 
 
 def describe(outcome: SearchOutcome, top_k: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
@@ -25,7 +26,12 @@ def trial_outcome(trial_status: str, last: dict[str, Any], epochs: int) -> str:
 
 
 class SearchProgress(Callback):
-    """Prints running / finished / stopped / failed trials, best, elapsed and ETA every few s."""
+    """Prints running / finished / stopped / failed trials, best, elapsed and ETA every few s.
+
+    It also keeps the search's timeline as the driver saw it: per trial the seconds (since the
+    search started) at which Ray started it, its first epoch began and it ended, and the most
+    trials that ran at once.
+    """
 
     def __init__(
         self,
@@ -46,11 +52,47 @@ class SearchProgress(Callback):
         self.last_print = 0.0
         self.best: tuple[float, str] | None = None
         self.statuses: dict[str, str] = {}
+        self.spans: dict[str, list[float]] = {}  # trial_id -> [started, training, ended]
+        self.running: set[str] = set()
+        self.peak_running = 0
+
+    def setup(self, **info):
+        # A resumed search unpickles this callback: time and trials count from here again.
+        self.start, self.last_print = time.monotonic(), 0.0
+        self.spans, self.running, self.peak_running = {}, set(), 0
+
+    def _now(self) -> float:
+        return time.monotonic() - self.start
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info):
+        now = self._now()
+        self.spans.setdefault(trial.trial_id, [now, math.nan, now])
+        self.running.add(trial.trial_id)
+        self.peak_running = max(self.peak_running, len(self.running))
+
+    def _ended(self, trial: Trial) -> None:
+        self.running.discard(trial.trial_id)
+        if trial.trial_id in self.spans:
+            self.spans[trial.trial_id][2] = self._now()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info):
+        self._ended(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info):
+        self._ended(trial)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Trial, **info):
+        self.running.discard(trial.trial_id)
 
     def _epochs(self, trial: Trial) -> int:
         return int(trial.config.get("optim.epochs", self.default_epochs))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Trial, result: dict, **info):
+        span = self.spans.get(trial.trial_id)
+        if span is not None:
+            span[2] = self._now()
+            if math.isnan(span[1]):  # when its first epoch began: the trial's set-up ends there
+                span[1] = span[2] - float(result.get("epoch_seconds", 0.0))
         value = result.get(self.metric)
         if value is None:
             return

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ class TrialRow:
     end: float = 0.0
     curve: list[float] = field(default_factory=list)  # the metric per epoch
     node_id: str = ""
+    device: str = ""  # cpu or cuda: where it trained
+    gpu_ids: str = ""  # Ray's GPU ids for it, comma-separated
+    cuda_visible_devices: str = ""  # as its process saw it
     error: str = ""
     checkpoint: str = ""
     failures: int = 0  # times it raised (it is retried up to the configured limit)
@@ -77,8 +81,15 @@ def _row(trial: Any, df: Any, space: SearchSpace, default_epochs: int) -> TrialR
     row.end = float(last.get("timestamp", 0.0))
     row.start = row.end - row.seconds
     row.curve = [h.get(space.metric) for h in history]
-    row.node_id = str(last.get("node_id", ""))
+    row.node_id, row.device, row.gpu_ids, row.cuda_visible_devices = (
+        _text(last.get(k)) for k in ("node_id", "device", "gpu_ids", "cuda_visible_devices")
+    )
     return row
+
+
+def _text(value: Any) -> str:
+    """A reported string as it was sent (missing, or NaN in a trial that never set it: '')."""
+    return "" if value is None or value != value else str(value)
 
 
 def _error(trial: Any) -> str:
@@ -94,6 +105,35 @@ def _dedup(history: list[dict]) -> list[dict]:
     """One record per epoch (a resumed trial may report an epoch twice); the latest wins."""
     by_epoch = {int(h.get("epoch", i)): h for i, h in enumerate(history)}
     return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def slot_usage(
+    rows: list[TrialRow], slots: int, wall: float, spans: dict[str, list[float]] | None = None
+) -> dict[str, Any]:
+    """How much of its trial slots a search spent outside vgd's training loop, per trial.
+
+    A slot is one trial's share of the resources (``slots`` trials run at once). Idle slot time
+    is ``slots × wall`` minus the seconds inside the training loop: Ray starting a worker and
+    the trial's imports, the trainer's data set-up, reporting, gaps between trials, and slots
+    left without work at the end. With the driver's timeline (``spans``: per trial the seconds
+    at which it started, its first epoch began and it ended) the one-time start-up (each slot's
+    wait for its first epoch) is split from the rest.
+    """
+    n = max(len(rows), 1)
+    train = sum(r.train_seconds for r in rows)
+    idle = slots * wall - train
+    usage: dict[str, Any] = {
+        "slots": slots,
+        "wall_seconds": wall,
+        "train_seconds": train,
+        "idle_slot_seconds_per_trial": idle / n,
+    }
+    if spans:
+        first_epochs = sorted(s[1] for s in spans.values() if not math.isnan(s[1]))[:slots]
+        startup = sum(first_epochs)
+        usage["startup_seconds_per_slot"] = startup / max(len(first_epochs), 1)
+        usage["idle_slot_seconds_per_trial_after_startup"] = (idle - startup) / n
+    return usage
 
 
 def rank(rows: list[TrialRow], space: SearchSpace) -> list[TrialRow]:
@@ -116,6 +156,9 @@ def trials_csv(rows: list[TrialRow], space: SearchSpace) -> str:
         "seconds",
         "train_seconds",
         "node_id",
+        "device",
+        "gpu_ids",
+        "cuda_visible_devices",
         *param_cols,
         *metric_cols,
         "failures",
@@ -135,6 +178,9 @@ def trials_csv(rows: list[TrialRow], space: SearchSpace) -> str:
                 "seconds": f"{r.seconds:.2f}",
                 "train_seconds": f"{r.train_seconds:.2f}",
                 "node_id": r.node_id,
+                "device": r.device,
+                "gpu_ids": r.gpu_ids,
+                "cuda_visible_devices": r.cuda_visible_devices,
                 "error": r.error,
                 "failures": r.failures,
                 **{k: r.params.get(k, "") for k in param_cols},

@@ -4,34 +4,82 @@ Each epoch the training loop writes its full state to a trial-local folder; the 
 callback hands that folder to Tune as the epoch's checkpoint. A trial that is restarted (after a
 failure, a paused ASHA rung or a resumed search) copies the checkpoint back and the loop
 continues from the epoch after it.
+
+A trial trains where Ray placed it: on CUDA when Ray gave it a GPU (or a fraction of one) and
+CUDA works in its process, else on the CPU, with as many torch threads as its CPU share.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import shutil
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import ray
+import torch
 from ray import tune
 
 from search.space import SearchSpace, trial_overrides
 from vgd.config import RunConfig, TrainConfig, apply_overrides
 from vgd.train import STATE_FILE, train
 
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where Ray put a trial and what it trains on; reported with every result."""
+
+    device: str  # cpu or cuda
+    gpu_ids: str  # Ray's GPU ids for the trial, comma-separated ('' : none)
+    cuda_visible_devices: str  # as the trial's process saw it ('' : unset)
+    threads: int
+
+    def metrics(self) -> dict[str, str]:
+        return {
+            "device": self.device,
+            "gpu_ids": self.gpu_ids,
+            "cuda_visible_devices": self.cuda_visible_devices,
+        }
+
+
+def placement() -> Placement:
+    """The trial's device and threads from the resources Ray assigned to it.
+
+    A trial given a GPU share trains on CUDA when its process can use it; when it cannot (a
+    logical GPU from ``ray start --num-gpus`` on a CPU-only node, a broken driver) it trains on
+    the CPU and says so. A trial given no GPU stays on the CPU even where CUDA is visible:
+    Ray leaves CUDA_VISIBLE_DEVICES alone for it, so "auto" would crowd the GPUs other trials hold.
+    """
+    gpu_ids = [str(i) for i in ray.get_gpu_ids()]
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+    if gpu_ids and device == "cpu":
+        log.warning(
+            "trial was given GPU %s (CUDA_VISIBLE_DEVICES=%r) but CUDA is not usable here; "
+            "training on the CPU",
+            ",".join(gpu_ids),
+            visible,
+        )
+    return Placement(device, ",".join(gpu_ids), visible, max(1, int(cpus)))
+
 
 class TuneReporter:
     """vgd epoch callback → ``tune.report`` with the epoch's state as the checkpoint."""
 
-    def __init__(self, state_dir: Path):
+    def __init__(self, state_dir: Path, where: Placement):
         self.state_dir = state_dir
-        self.node = ray.get_runtime_context().get_node_id()
+        self.extra = {"node_id": ray.get_runtime_context().get_node_id(), **where.metrics()}
 
     def __call__(self, metrics: dict[str, Any]) -> None:
         report = {k: _plain(v) for k, v in metrics.items() if _plain(v) is not None}
-        report["node_id"] = self.node
+        report.update(self.extra)  # strings: TensorBoard leaves them out, result.json keeps them
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(self.state_dir))
 
 
@@ -56,10 +104,12 @@ def run_trial(
 ) -> None:
     """Train one configuration, reporting every epoch; Tune may stop it between epochs."""
     config = apply_overrides(base, trial_overrides(space, params))
+    where = placement()
+    run = replace(run, device=where.device, threads=where.threads)
     state_dir = Path(tempfile.mkdtemp(prefix="vgd-trial-"))
     try:
         _restore(state_dir)
-        reporter = TuneReporter(state_dir)
+        reporter = TuneReporter(state_dir, where)
         train(config, run, callbacks=[reporter], state_dir=state_dir, progress=False)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)

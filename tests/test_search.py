@@ -1,7 +1,9 @@
 """The search harness end to end (Ray starts in a subprocess, as a user runs it): smoke search,
-failing trials, Ctrl-C and SIGKILL with resume, and a two-node cluster on loopback."""
+four trials packed on one logical GPU, failing trials, Ctrl-C and SIGKILL with resume, and a
+two-node cluster on loopback."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +79,28 @@ def test_smoke_search_writes_every_result(tmp_path, corpus):
     again = search(tmp_path, corpus, "--space", "smoke")  # same name, no --resume/--overwrite
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert len(trials(out)) == 4  # the earlier search is untouched
+
+
+def test_four_trials_share_one_logical_gpu_and_fall_back_to_the_cpu(tmp_path, corpus):
+    # Ray's GPUs are logical: one pretend GPU on this CPU-only machine, a quarter per trial,
+    # and half of one of two CPUs each, so four trials fit at once on any machine.
+    proc = search(
+        tmp_path,
+        corpus,
+        *("--space", "smoke", "--num-gpus", "1", "--num-cpus", "2"),
+        *("--gpus-per-trial", "0.25", "--cpus-per-trial", "0.5"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "smoke"
+    rows = trials(out)
+    assert len(rows) == 4 and {r["status"] for r in rows} <= {"completed", "stopped"}
+    for r in rows:  # each saw GPU 0, found no CUDA there and trained on the CPU
+        assert (r["gpu_ids"], r["cuda_visible_devices"], r["device"]) == ("0", "0", "cpu"), r
+    assert "4 trial(s) were given a GPU share but found no usable CUDA device" in proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["slot_usage"]["slots"] == 4 and summary["peak_running_trials"] == 4
+    spans = summary["timeline"].values()  # [started, first epoch, ended] per trial
+    assert max(s[0] for s in spans) < min(s[2] for s in spans), spans  # all four at once
 
 
 def test_failing_trials_are_retried_then_recorded(tmp_path, corpus):

@@ -73,6 +73,16 @@ class SearchConfig:
     gpus_per_trial: float = field(
         default=0.0, metadata=_help("fractions share a GPU: 0.25 puts four trials on one")
     )
+    num_cpus: int = field(
+        default=0, metadata=_help("CPUs the Ray started here offers (0: all; not with --address)")
+    )
+    num_gpus: int = field(
+        default=-1,
+        metadata=_help(
+            "GPUs the Ray started here offers (-1: those it finds); logical, so --num-gpus 1 "
+            "on a CPU-only machine tests GPU packing (trials fall back to the CPU)"
+        ),
+    )
     address: str = field(default="", metadata=_help("join a Ray cluster (auto, host:6379)"))
     storage_path: str = field(
         default="", metadata=_help("Ray's trial folders; shared storage on clusters")
