@@ -156,11 +156,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wrote {len(preds)} predictions to {args.out}")
     else:
         sys.stdout.write(text)
-    failed = [p for p in preds if p.error]
-    for p in failed:
-        print(f"failed: {p.path}: {p.error}", file=sys.stderr)
+    return _report_failures(preds)
+
+
+def _report_failures(results: Sequence) -> int:
+    """List the rows that carry an error on stderr; exit status 1 if any, else 0."""
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"failed: {r.path}: {r.error}", file=sys.stderr)
     if failed:
-        print(f"{len(failed)} of {len(preds)} file(s) failed", file=sys.stderr)
+        print(f"{len(failed)} of {len(results)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -194,12 +199,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
     print(format_summary(results), end="", file=sys.stdout if args.out else sys.stderr)
-    failed = [r for r in results if r.error]
-    for r in failed:
-        print(f"failed: {r.path}: {r.error}", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} of {len(results)} file(s) failed", file=sys.stderr)
-    return 1 if failed else 0
+    return _report_failures(results)
 
 
 def _segment_config(args: argparse.Namespace):

@@ -128,9 +128,8 @@ class Scored:
 class _Batches:
     """Windows of many recordings in fixed-size batches through the model; sums per recording."""
 
-    def __init__(self, model, n, n_classes, batch_size, device, precision):
-        self.model, self.batch_size = model, batch_size
-        self.device, self.precision = device, precision
+    def __init__(self, model, n, n_classes, batch_size, precision):
+        self.model, self.batch_size, self.precision = model, batch_size, precision
         self.sums = np.zeros((n, n_classes))
         self.counts = np.zeros(n, dtype=int)
         self.pending: list[tuple[int, np.ndarray]] = []
@@ -144,10 +143,7 @@ class _Batches:
         if not self.pending:
             return
         idx = np.array([i for i, _ in self.pending])
-        waves = torch.from_numpy(np.stack([w for _, w in self.pending])).to(self.device)
-        with autocast(self.device, self.precision):
-            logits = self.model(waves).float()
-        probs = torch.softmax(logits, dim=1).cpu().numpy()
+        probs = window_probs(self.model, np.stack([w for _, w in self.pending]), self.precision)
         np.add.at(self.sums, idx, probs)
         np.add.at(self.counts, idx, 1)
         self.pending.clear()
@@ -191,9 +187,7 @@ def score(
     (0: one per CPU core but one, at most 8) decode the next files while the model runs;
     results keep the order of ``paths``.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    batches = _Batches(model, len(paths), len(spec.labels), batch_size, device, precision)
+    batches = _Batches(model, len(paths), len(spec.labels), batch_size, precision)
     results = [Scored() for _ in paths]
     n_workers = workers or min(8, max(1, (os.cpu_count() or 2) - 1))
     with ThreadPoolExecutor(n_workers, thread_name_prefix="vgd-decode") as pool:
