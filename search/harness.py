@@ -161,7 +161,7 @@ def concurrency(cfg: SearchConfig, space: SearchSpace) -> int:
 
 
 def trainable(space: SearchSpace, base: TrainConfig, run: RunConfig, cfg: SearchConfig):
-    fn = tune.with_parameters(run_trial, base=base, space=space, run=run)
+    fn = tune.with_parameters(run_trial, base=base, space=space, run=run, cv=cfg.cv)
     return tune.with_resources(fn, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
 
 
@@ -398,6 +398,9 @@ def _summary(rows, space, cfg, seconds, data, interrupted, num_samples) -> dict[
         "scheduler": cfg.scheduler,
         "num_samples": num_samples,
         "trials": len(rows),
+        "cv_folds": cfg.cv,
+        "epochs_trained": sum(r.epochs for r in rows),
+        "fold_epochs_trained": sum(r.epochs for r in rows) * max(cfg.cv, 1),
         "outcomes": counts,
         "interrupted": interrupted,
         "wall_seconds": seconds,
@@ -405,7 +408,11 @@ def _summary(rows, space, cfg, seconds, data, interrupted, num_samples) -> dict[
         "unreadable": data.unreadable,
         "trial_seconds_mean": trial_time / n,
         "train_loop_seconds_mean": train_time / n,
-        "default_trial": {"trial_id": default.trial_id, space.metric: default.value}
+        "default_trial": {
+            "trial_id": default.trial_id,
+            space.metric: default.value,
+            **{k: v for k, v in default.metrics.items() if k.startswith(f"{space.metric}_")},
+        }
         if default
         else None,
     }

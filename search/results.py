@@ -195,7 +195,7 @@ def _fmt(v: Any) -> Any:
 
 
 def top_k_table(rows: list[TrialRow], space: SearchSpace, k: int) -> str:
-    """The k best trials with their searched values, as printable text."""
+    """The k best trials with their searched values, as printable text (± spread over folds)."""
     ranked = rank(rows, space)[:k]
     if not ranked:
         return "no trial reported a result"
@@ -203,9 +203,9 @@ def top_k_table(rows: list[TrialRow], space: SearchSpace, k: int) -> str:
     for i, r in enumerate(ranked, 1):
         params = ", ".join(f"{p}={_short(v)}" for p, v in r.params.items())
         loss = r.metrics.get("val_loss", float("nan"))
-        lines.append(
-            f"{i:>2} {r.trial_id:<10} {r.value:>22.4f} {loss:>9.4f} {r.epochs:>6}  {params}"
-        )
+        spread = r.metrics.get(f"{space.metric}_std")
+        value = f"{r.value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
+        lines.append(f"{i:>2} {r.trial_id:<10} {value:>22} {loss:>9.4f} {r.epochs:>6}  {params}")
     return "\n".join(lines)
 
 
@@ -240,7 +240,7 @@ def write_results(
         best = ranked[0]
         paths["best_config"] = out_dir / "best_config.yaml"
         save_config(best_config(best, base), paths["best_config"])
-        if best.checkpoint:
+        if best.checkpoint and (Path(best.checkpoint) / "state.pt").exists():  # not with --cv
             paths["best_model"] = checkpoint_from_state(
                 Path(best.checkpoint) / "state.pt", out_dir / "best_model.pt"
             )

@@ -26,7 +26,8 @@ from ray import tune
 
 from search.space import SearchSpace, trial_overrides
 from vgd.config import RunConfig, TrainConfig, apply_overrides
-from vgd.train import STATE_FILE, train
+from vgd.crossval import cross_validate
+from vgd.train import train
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,16 @@ def _restore(state_dir: Path) -> None:
     if checkpoint is None:
         return
     with checkpoint.as_directory() as d:
-        shutil.copy2(Path(d) / STATE_FILE, state_dir / STATE_FILE)
+        shutil.copytree(d, state_dir, dirs_exist_ok=True)
 
 
 def run_trial(
-    params: dict[str, Any], base: TrainConfig, space: SearchSpace, run: RunConfig
+    params: dict[str, Any], base: TrainConfig, space: SearchSpace, run: RunConfig, cv: int = 0
 ) -> None:
-    """Train one configuration, reporting every epoch; Tune may stop it between epochs."""
+    """Train one configuration, reporting every epoch; Tune may stop it between epochs.
+
+    With ``cv`` >= 2 the trial trains ``cv`` speaker folds in step and reports their mean.
+    """
     config = apply_overrides(base, trial_overrides(space, params))
     where = placement()
     run = replace(run, device=where.device, threads=where.threads)
@@ -110,6 +114,9 @@ def run_trial(
     try:
         _restore(state_dir)
         reporter = TuneReporter(state_dir, where)
-        train(config, run, callbacks=[reporter], state_dir=state_dir, progress=False)
+        if cv >= 2:
+            cross_validate(config, run, cv, callbacks=[reporter], state_dir=state_dir)
+        else:
+            train(config, run, callbacks=[reporter], state_dir=state_dir, progress=False)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -81,6 +81,23 @@ def test_smoke_search_writes_every_result(tmp_path, corpus):
     assert len(trials(out)) == 4  # the earlier search is untouched
 
 
+def test_cross_validated_trials_report_the_fold_mean_and_spread(tmp_path, corpus):
+    proc = search(tmp_path, corpus, "--space", "smoke", "--cv", "3", "--name", "cv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "cv"
+    rows = trials(out)
+    assert len(rows) == 4
+    for r in rows:
+        mean = float(r["val_balanced_accuracy"])
+        low, high = float(r["val_balanced_accuracy_min"]), float(r["val_balanced_accuracy_max"])
+        assert low <= mean <= high and float(r["val_balanced_accuracy_std"]) >= 0, r
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cv_folds"] == 3
+    assert summary["fold_epochs_trained"] == 3 * sum(int(r["epochs"]) for r in rows)
+    assert (out / "best_config.yaml").exists() and not (out / "best_model.pt").exists()
+    assert " ± " in proc.stdout  # the top-k table shows the spread over the folds
+
+
 def test_four_trials_share_one_logical_gpu_and_fall_back_to_the_cpu(tmp_path, corpus):
     # Ray's GPUs are logical: one pretend GPU on this CPU-only machine, a quarter per trial,
     # and half of one of two CPUs each, so four trials fit at once on any machine.

@@ -88,6 +88,13 @@ class SearchConfig:
         default="", metadata=_help("Ray's trial folders; shared storage on clusters")
     )
     max_failures: int = field(default=1, metadata=_help("retries of a trial that raises"))
+    cv: int = field(
+        default=0,
+        metadata=_help(
+            "K >= 2: each trial trains K speaker folds of train+val in step and reports their "
+            "mean (0: the manifest's val split)"
+        ),
+    )
     seed: int = 0
     top_k: int = 5
 
@@ -100,6 +107,8 @@ class SearchConfig:
             raise ConfigError("search.cpus_per_trial: must be > 0")
         if self.gpus_per_trial < 0:
             raise ConfigError("search.gpus_per_trial: must be >= 0 (fractions share a GPU)")
+        if self.cv == 1 or self.cv < 0:
+            raise ConfigError("search.cv: must be 0 (no folds) or >= 2")
         if self.num_samples < 0 or self.max_concurrent < 0 or self.max_failures < 0:
             raise ConfigError("search: num_samples, max_concurrent, max_failures must be >= 0")
 

@@ -154,6 +154,13 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train until the schedule ends or validation stops improving; return the best model."""
+        session = self.start()
+        while not session.done:
+            session.step()
+        return session.finish()
+
+    def start(self) -> Session:
+        """Set up data, model and optimiser (resuming saved state): a session to step by epoch."""
         cfg, o = self.config, self.config.optim
         if self.run.threads:
             torch.set_num_threads(self.run.threads)
@@ -163,9 +170,8 @@ class Trainer:
         model = build_model(cfg.spec).to(self.device)
         if self.init_state is not None:
             model.load_state_dict(self.init_state)
-        steps = data.train.num_batches
         optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        scheduler = _scheduler(cfg, optimizer, steps)
+        scheduler = _scheduler(cfg, optimizer, data.train.num_batches)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         weights = (
             class_weights(data.train.item_labels.tolist(), len(self.labels))
@@ -177,9 +183,18 @@ class Trainer:
             label_smoothing=o.label_smoothing,
             ignore_index=IGNORE,
         )
-        spec_augment = SpecAugment(cfg.augment).to(self.device)
-        state = _State.fresh(model)
-        resumed = self._resume(state, model, optimizer, scheduler, scaler)
+        session = Session(
+            self,
+            data,
+            model,
+            optimizer,
+            scheduler,
+            scaler,
+            loss_fn,
+            SpecAugment(cfg.augment).to(self.device),
+            _State.fresh(model),
+        )
+        resumed = self._resume(session.state, model, optimizer, scheduler, scaler)
         log.info(
             "training %d parameters on %s (%s), %d crops an epoch, %d val clips%s",
             count_parameters(model),
@@ -187,55 +202,10 @@ class Trainer:
             self.precision,
             len(data.train),
             len(data.val),
-            f", resumed after epoch {state.epoch}" if resumed else "",
+            f", resumed after epoch {session.state.epoch}" if resumed else "",
         )
-        start = time.perf_counter() - state.seconds
-        while state.epoch < o.epochs and not state.stopped:
-            epoch = state.epoch + 1
-            torch.manual_seed(cfg.seed * 1000 + epoch)
-            t0 = time.perf_counter()
-            train_loss, rate = self._train_epoch(
-                model, data.train, epoch, optimizer, scheduler, scaler, loss_fn, spec_augment
-            )
-            metrics = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "lr": optimizer.param_groups[0]["lr"],
-                "clips_per_s": rate,
-            }
-            metrics.update(self._validate(model, data))
-            metrics["epoch_seconds"] = time.perf_counter() - t0
-            state.record(metrics, model, o.patience)
-            metrics["best_epoch"] = state.best_epoch
-            metrics["early_stopped"] = state.stopped
-            state.seconds = time.perf_counter() - start
-            self._save_state(state, model, optimizer, scheduler, scaler)
-            self._report(metrics, state)
-            for callback in self.callbacks:
-                callback(metrics)
-        model.load_state_dict(state.best_state)
-        model.eval()
-        calibration = calibrate(model, cfg.spec, data.val, data.reader) if data.val else {}
-        if calibration:
-            log.info(
-                "calibration: temperature %.3f, validation ECE %.4f → %.4f",
-                calibration["temperature"],
-                calibration["val_ece_before"],
-                calibration["val_ece_after"],
-            )
-        return TrainResult(
-            model=model,
-            config=cfg,
-            labels=self.labels,
-            history=state.history,
-            best_epoch=state.best_epoch,
-            best=state.best_metrics,
-            stopped_early=state.stopped,
-            seconds=state.seconds,
-            parameters=count_parameters(model),
-            unreadable=self.unreadable,
-            calibration=calibration,
-        )
+        session.started = time.perf_counter() - session.state.seconds
+        return session
 
     def _train_epoch(
         self, model, batches, epoch, optimizer, scheduler, scaler, loss_fn, spec_augment
@@ -342,6 +312,88 @@ class Trainer:
         scaler.load_state_dict(data["scaler"])
         state.load(data)
         return True
+
+
+@dataclass(eq=False)
+class Session:
+    """One training run in progress: ``step()`` trains and validates an epoch, ``finish()``
+    returns the best model, calibrated. ``Trainer.fit`` steps one; cross-validation steps K."""
+
+    trainer: Trainer
+    data: _Data
+    model: VoiceGenderNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loss_fn: torch.nn.Module
+    spec_augment: SpecAugment
+    state: _State
+    started: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.state.epoch >= self.trainer.config.optim.epochs or self.state.stopped
+
+    def step(self) -> dict[str, Any]:
+        """Train and validate one epoch, save the state, tell the callbacks; the epoch's metrics."""
+        t, cfg, state = self.trainer, self.trainer.config, self.state
+        epoch = state.epoch + 1
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        t0 = time.perf_counter()
+        train_loss, rate = t._train_epoch(
+            self.model,
+            self.data.train,
+            epoch,
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.loss_fn,
+            self.spec_augment,
+        )
+        metrics = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "clips_per_s": rate,
+        }
+        metrics.update(t._validate(self.model, self.data))
+        metrics["epoch_seconds"] = time.perf_counter() - t0
+        state.record(metrics, self.model, cfg.optim.patience)
+        metrics["best_epoch"] = state.best_epoch
+        metrics["early_stopped"] = state.stopped
+        state.seconds = time.perf_counter() - self.started
+        t._save_state(state, self.model, self.optimizer, self.scheduler, self.scaler)
+        t._report(metrics, state)
+        for callback in t.callbacks:
+            callback(metrics)
+        return metrics
+
+    def finish(self) -> TrainResult:
+        """The best epoch's weights in eval mode, temperature-scaled on validation if any."""
+        t, state, model, data = self.trainer, self.state, self.model, self.data
+        model.load_state_dict(state.best_state)
+        model.eval()
+        calibration = calibrate(model, t.config.spec, data.val, data.reader) if data.val else {}
+        if calibration:
+            log.info(
+                "calibration: temperature %.3f, validation ECE %.4f → %.4f",
+                calibration["temperature"],
+                calibration["val_ece_before"],
+                calibration["val_ece_after"],
+            )
+        return TrainResult(
+            model=model,
+            config=t.config,
+            labels=t.labels,
+            history=state.history,
+            best_epoch=state.best_epoch,
+            best=state.best_metrics,
+            stopped_early=state.stopped,
+            seconds=state.seconds,
+            parameters=count_parameters(model),
+            unreadable=t.unreadable,
+            calibration=calibration,
+        )
 
 
 def scheduler_total(scheduler: torch.optim.lr_scheduler.LRScheduler) -> int:

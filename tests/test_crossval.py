@@ -1,0 +1,112 @@
+"""Cross-validation by speaker: K sessions in step, fold means per epoch, resumable."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from conftest import toy_config, toy_run, write_toy_corpus
+from vgd.checkpoint import torch_load
+from vgd.config import ConfigError
+from vgd.crossval import aggregate, cross_validate, fold_clips, training_pool
+from vgd.splits import speaker_folds, speaker_key
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def cv_manifest(tmp_path_factory):
+    return write_toy_corpus(tmp_path_factory.mktemp("cv") / "toy", speakers=12, utterances=2)
+
+
+def test_every_pool_speaker_validates_once_and_test_stays_out(cv_manifest, tmp_path):
+    config = toy_config(cv_manifest, tmp_path)
+    pool = training_pool(config, str(cv_manifest))
+    folds = speaker_folds(pool, 3, seed=0)
+    assert all(c.split in ("train", "val") for c in pool)
+    validated = []
+    for k in range(3):
+        view = fold_clips(pool, folds, k)
+        val = {speaker_key(c) for c in view if c.split == "val"}
+        train = {speaker_key(c) for c in view if c.split == "train"}
+        assert val and train and not val & train
+        assert {c.label for c in view if c.split == "val"} == {"female", "male"}
+        validated += sorted(val)
+    assert sorted(validated) == sorted({speaker_key(c) for c in pool})
+
+
+def test_each_epoch_reports_the_mean_and_spread_of_the_folds(cv_manifest, tmp_path):
+    config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 2})
+    seen = []
+    result = cross_validate(
+        config,
+        toy_run(cv_manifest, tmp_path),
+        folds=3,
+        callbacks=[seen.append],
+        state_dir=tmp_path / "state",
+    )
+    assert [m["epoch"] for m in seen] == [1, 2] and result.folds == 3
+    per_fold = [torch_load(tmp_path / "state" / f"fold{k}" / "state.pt") for k in range(3)]
+    for epoch, metrics in enumerate(seen, 1):
+        scores = [f["history"][epoch - 1]["val_balanced_accuracy"] for f in per_fold]
+        assert metrics["val_balanced_accuracy"] == pytest.approx(statistics.fmean(scores))
+        assert metrics["val_balanced_accuracy_std"] == pytest.approx(statistics.pstdev(scores))
+        assert metrics["val_balanced_accuracy_min"] == min(scores)
+        assert metrics["fold_epochs"] == 3 * epoch
+    assert result.best_epoch in (1, 2)
+    assert result.best == result.history[result.best_epoch - 1]
+
+
+def test_an_interrupted_cross_validation_resumes_to_the_same_result(cv_manifest, tmp_path):
+    config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 3})
+    run = toy_run(cv_manifest, tmp_path)
+    full = cross_validate(config, run, folds=3)
+
+    def stop_after_one(metrics):
+        if metrics["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        cross_validate(config, run, 3, callbacks=[stop_after_one], state_dir=tmp_path / "s")
+    seen = []
+    resumed = cross_validate(config, run, 3, callbacks=[seen.append], state_dir=tmp_path / "s")
+    assert [m["epoch"] for m in seen] == [2, 3]
+    key = "val_balanced_accuracy"
+    assert [h[key] for h in resumed.history] == [h[key] for h in full.history]
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    with pytest.raises(ConfigError, match="different config or fold count"):
+        cross_validate(config, run, 2, state_dir=tmp_path / "s")
+
+
+def test_early_stopping_watches_the_fold_mean():
+    history = [
+        {"epoch": e, "val_balanced_accuracy": v, "val_loss": 0.5}
+        for e, v in enumerate([0.8, 0.9, 0.85, 0.86, 0.87], 1)
+    ]
+    from vgd.crossval import _CVState
+
+    state = _CVState()
+    for metrics in history:
+        state.record(metrics, patience=3)
+    assert state.best_epoch == 2 and state.stopped
+
+
+def test_aggregate_means_every_float_metric():
+    folds = [
+        {"epoch": 1, "val_balanced_accuracy": 0.8, "val_loss": 0.4, "train_loss": 1.0},
+        {"epoch": 1, "val_balanced_accuracy": 1.0, "val_loss": 0.2, "train_loss": 0.5},
+    ]
+    m = aggregate(1, folds)
+    assert m["val_balanced_accuracy"] == pytest.approx(0.9)
+    assert m["val_balanced_accuracy_std"] == pytest.approx(0.1)
+    assert (m["val_loss_min"], m["val_loss_max"]) == (0.2, 0.4)
+    assert m["train_loss"] == pytest.approx(0.75) and m["folds"] == 2
+
+
+def test_too_few_speakers_for_the_folds_is_a_clear_error(cv_manifest, tmp_path):
+    config = toy_config(cv_manifest, tmp_path)
+    with pytest.raises(Exception, match="fewer than 9 folds"):
+        cross_validate(config, toy_run(cv_manifest, tmp_path), folds=9)
