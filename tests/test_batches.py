@@ -1,5 +1,6 @@
 """DeviceBatcher and pack_corpus: packing, crops, sampling, reproducibility and augmentation."""
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from vgd.batches import DeviceBatcher, choose_storage, pack_corpus, roll_rows
+from vgd.conditions import Conditions, telephone
 from vgd.config import AugmentConfig
 from vgd.dataset import random_eq
 
@@ -248,3 +250,30 @@ def test_batches_on_cuda_are_reproducible():
     a, la = batches(DeviceBatcher(corpus, [0, 1, 0, 1], CROP, 4, augment), range(1))
     b, _ = batches(DeviceBatcher(corpus, [0, 1, 0, 1], CROP, 4, augment), range(1))
     assert a.device.type == "cuda" and la.device.type == "cuda" and torch.equal(a, b)
+
+
+def test_channel_conditions_change_the_rows_but_not_the_plan():
+    rng = np.random.default_rng(6)
+    corpus = pack_corpus([rng.uniform(-0.5, 0.5, 3 * CROP) for _ in range(4)], "float32")
+    augment = AugmentConfig(shift_s=0.01, eq_db=6.0)
+    phoned = dataclasses.replace(augment, telephone_prob=1.0)
+    a, la = batches(DeviceBatcher(corpus, [0, 1, 0, 1], CROP, 4, augment), range(2))
+    b, lb = batches(DeviceBatcher(corpus, [0, 1, 0, 1], CROP, 4, phoned), range(2))
+    assert torch.equal(la, lb)
+    assert torch.allclose(b, telephone(a, 16000), atol=1e-6)
+
+
+def test_speed_crops_are_read_from_one_clip_past_the_crop():
+    augment = dataclasses.replace(QUIET, speed_pct=5.0)
+    reach = Conditions(augment, 16000).source_length(CROP)
+    with pytest.raises(ValueError, match="min_length"):
+        DeviceBatcher(pack_corpus(ramps([CROP, 3 * CROP]), "float32"), [0, 1], CROP, 4, augment)
+    corpus = pack_corpus(ramps([reach, 3 * CROP, 2 * CROP]), "float32", min_length=reach)
+    waves, _ = batches(DeviceBatcher(corpus, [0, 1, 0], CROP, 8, augment, seed=1), range(20))
+    # Rows stay ramps of their own clip (nothing wraps or crosses into the next clip), with
+    # slopes (speed factors) drawn over ±5 %.
+    slope = (waves[:, -1] - waves[:, 0]) / (CROP - 1)
+    assert torch.equal(waves // 10_000, (waves[:, :1] // 10_000).expand_as(waves))
+    assert torch.allclose(waves, waves[:, :1] + slope[:, None] * torch.arange(CROP), atol=0.05)
+    assert slope.min() > 0.95 - 1e-4 and slope.max() < 1.05 + 1e-4
+    assert slope.min() < 0.96 and slope.max() > 1.04

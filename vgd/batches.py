@@ -4,8 +4,9 @@
 holds training to a few hundred clips/s on two CPU cores. Here the decoded corpus lives in one
 flat tensor on the training device and each epoch's randomness is drawn up front as vectors, so a
 batch is a handful of batched tensor ops: a strided gather of the crops, gain, optional EQ (in the
-rFFT domain) and circular shift, and white noise at a random SNR. The same ops run on the CPU and
-on CUDA, and ``(seed, epoch)`` fixes every batch on a given device.
+rFFT domain) and circular shift, and white noise at a random SNR, with the recording conditions of
+:mod:`vgd.conditions` (speed and room before them, telephone band and codec after) when they are
+on. The same ops run on the CPU and on CUDA, and ``(seed, epoch)`` fixes every batch on a device.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vgd.conditions import Conditions, Draws
 from vgd.config import AugmentConfig
 
 log = logging.getLogger(__name__)
@@ -145,7 +147,7 @@ def eq_bases(crop: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return at_bins.float().to(device), at_knots.float().to(device)
 
 
-def _generator(device: torch.device, *words: int) -> torch.Generator:
+def seeded_generator(device: torch.device, *words: int) -> torch.Generator:
     """A torch generator on ``device`` seeded from a tuple of integers."""
     entropy = [w % 2**64 for w in words]  # SeedSequence takes non-negative integers only
     seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
@@ -172,6 +174,8 @@ class DeviceBatcher:
     Stands in for ``AudioDataset`` + ``DataLoader``: the same items per epoch (crops
     per clip, class-balanced sampling or a shuffle, the last partial batch dropped when there is
     more than one) and the same augmentations as ``augment_wave``, drawn from ``(seed, epoch)``.
+    With speed perturbation on, a crop is resampled from a longer run of its clip (``reach``
+    samples, ``Conditions.source_length(crop)``), so no clip may be shorter than that.
     """
 
     def __init__(
@@ -186,9 +190,11 @@ class DeviceBatcher:
         crops_per_clip: int = 0,
         balance: str = "sampler",
     ):
-        _check_args(corpus, labels, crop, batch_size, balance)
-        self.corpus, self.crop, self.batch_size = corpus, crop, batch_size
         self.augment = augment or NO_AUGMENT
+        self.conditions = Conditions(self.augment, sample_rate)
+        self.reach = self.conditions.source_length(crop)  # samples a crop is cut from
+        _check_args(corpus, labels, crop, self.reach, batch_size, balance)
+        self.corpus, self.crop, self.batch_size = corpus, crop, batch_size
         self.seed, self.balance = seed, balance
         self.shift_limit = int(self.augment.shift_s * sample_rate)
         dev = corpus.device
@@ -200,10 +206,12 @@ class DeviceBatcher:
         )
         self.item_clips = torch.repeat_interleave(torch.arange(len(corpus), device=dev), counts)
         self._class_items(self.item_labels)
-        # Row r of this view is data[r : r + crop]: a batch of crops is one gather of rows.
-        self._windows = corpus.data.unfold(0, crop, 1)
+        # Row r of this view is data[r : r + reach]: a batch of crops is one gather of rows.
+        self._windows = corpus.data.unfold(0, self.reach, 1)
         bank_size = NOISE_BANK + self.batch_rows * crop
-        self._noise = torch.randn(bank_size, generator=_generator(dev, seed, 0, 1), device=dev)
+        self._noise = torch.randn(
+            bank_size, generator=seeded_generator(dev, seed, 0, 1), device=dev
+        )
         self._eq_bins, self._eq_knots = eq_bases(crop, dev)
 
     def _class_items(self, item_labels: Tensor) -> None:
@@ -237,11 +245,18 @@ class DeviceBatcher:
 
     def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield one epoch's batches; the same seed and epoch give the same batches on a device."""
-        plan = self._plan(_generator(self.device, self.seed, epoch, 0))
+        plan = self._plan(seeded_generator(self.device, self.seed, epoch, 0))
         rows = self.batch_rows
         for b, (noisy, noise_at) in enumerate(zip(plan.noisy, plan.noise_at)):
             part = slice(b * rows, (b + 1) * rows)
-            yield self._batch(plan, part, noisy, noise_at), plan.labels[part]
+            x = self._batch(plan, part, noisy, noise_at, self._conditions_generator(epoch, b))
+            yield x, plan.labels[part]
+
+    def _conditions_generator(self, epoch: int, batch: int) -> torch.Generator | None:
+        """A batch's own generator for the recording conditions, apart from the plan's draws."""
+        if not self.conditions.active:
+            return None
+        return seeded_generator(self.device, self.seed, epoch, 2, batch)
 
     def _order(self, gen: torch.Generator, n: int) -> Tensor:
         """The epoch's items: class-balanced draws with replacement, or a shuffle of all."""
@@ -264,7 +279,7 @@ class DeviceBatcher:
             return lo + (hi - lo) * torch.rand(n, *shape, generator=gen, device=dev)
 
         clips = self.item_clips[self._order(gen, n)]
-        room = self.corpus.lengths[clips] - self.crop + 1
+        room = self.corpus.lengths[clips] - self.reach + 1
         u = torch.rand(n, generator=gen, device=dev, dtype=torch.float64)
         starts = self.corpus.offsets[clips] + (u * room).long()
         gains = 10 ** (uniform(-a.gain_db, a.gain_db) / 20) * self.corpus.scale
@@ -280,11 +295,17 @@ class DeviceBatcher:
         labels = self.clip_labels[clips]
         return _Plan(starts, labels, gains, snr_db, shifts, eq, noisy, noise_at.tolist())
 
-    def _batch(self, plan: _Plan, part: slice, noisy: int, noise_at: int) -> Tensor:
-        """One batch of crops, augmented as ``augment_wave`` does: shift, EQ, gain, noise."""
+    def _batch(
+        self, plan: _Plan, part: slice, noisy: int, noise_at: int, gen: torch.Generator | None
+    ) -> Tensor:
+        """One batch of crops: speed and room, then as ``augment_wave`` does shift, EQ, gain and
+        noise, then telephone band and codec (the conditions only with a generator)."""
         # index_select copies whole rows at memcpy speed; [] on this view goes sample by sample.
-        x = self._windows.index_select(0, plan.starts[part]).float()  # (B, crop), a copy
+        x = self._windows.index_select(0, plan.starts[part]).float()  # (B, reach), a copy
         x.mul_(plan.gains[part, None])
+        draws = Draws.draw(x.shape[0], gen) if gen is not None else None
+        if draws is not None and self.conditions.before:
+            x = self.conditions.speaker_and_room(x, self.crop, draws, gen)
         # Gain, EQ and circular shift are linear and commute, so their order is free; noise
         # comes last because its level follows the crop's power after all of them.
         if self.augment.eq_db > 0:
@@ -294,6 +315,8 @@ class DeviceBatcher:
         if noisy:
             snr_db = plan.snr_db[part.start : part.start + noisy]
             self._add_noise(x[:noisy], snr_db, noise_at)
+        if draws is not None and self.conditions.after:
+            x = self.conditions.channel(x, draws)
         return x
 
     def _equalize(self, x: Tensor, amps: Tensor) -> Tensor:
@@ -314,7 +337,12 @@ class DeviceBatcher:
 
 
 def _check_args(
-    corpus: PackedCorpus, labels: Sequence[int] | Tensor, crop: int, batch_size: int, balance: str
+    corpus: PackedCorpus,
+    labels: Sequence[int] | Tensor,
+    crop: int,
+    reach: int,
+    batch_size: int,
+    balance: str,
 ) -> None:
     """Raise ValueError naming what was expected and what was found."""
     if len(labels) != len(corpus):
@@ -328,8 +356,9 @@ def _check_args(
     if int(torch.as_tensor(labels).min()) < 0:
         raise ValueError("labels must be class indices >= 0 (leave unreadable clips out)")
     shortest = int(corpus.lengths.min())
-    if shortest < crop:
+    if shortest < reach:
         raise ValueError(
-            f"a clip of {shortest} samples is shorter than the {crop}-sample crop "
-            "(pack_corpus(..., min_length=crop) tiles short clips)"
+            f"a clip of {shortest} samples is shorter than the {reach} samples a crop is cut "
+            "from (pack_corpus(..., min_length=crop) tiles short clips; with speed_pct, "
+            "min_length=Conditions.source_length(crop))"
         )

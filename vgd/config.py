@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
@@ -109,6 +109,7 @@ class ModelConfig:
 class AugmentConfig:
     """Training-time augmentation; zero turns each one off."""
 
+    CODECS: ClassVar[tuple[str, ...]] = ("mulaw", "ogg", "mp3")  # the choices of ``codecs``
     gain_db: float = 6.0  # uniform gain in ±gain_db
     noise_prob: float = 0.5
     noise_snr_db: tuple[float, float] = (10.0, 40.0)
@@ -118,6 +119,14 @@ class AugmentConfig:
     freq_mask_width: int = 8
     time_masks: int = 1
     time_mask_width: int = 20
+    # Recording conditions (vgd.conditions), each off at zero.
+    speed_pct: float = 0.0  # speed (tempo and pitch) changed by a factor in ±speed_pct percent
+    reverb_prob: float = 0.0  # share of crops played in a synthetic room
+    reverb_rt60_s: tuple[float, float] = (0.2, 0.8)
+    reverb_drr_db: tuple[float, float] = (0.0, 12.0)  # direct-to-reverberant energy ratio
+    telephone_prob: float = 0.0  # share of crops through an 8 kHz, 300-3400 Hz channel
+    codec_prob: float = 0.0  # share of crops through one of ``codecs``
+    codecs: str = "mulaw"  # "+"-joined choices of mulaw, ogg, mp3 (a string: searchable)
 
     def __post_init__(self) -> None:
         _check(self.gain_db >= 0, "augment.gain_db", "must be >= 0")
@@ -128,6 +137,30 @@ class AugmentConfig:
         _check(0 <= self.eq_db <= 24, "augment.eq_db", "must be in [0, 24]")
         for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
             _check(getattr(self, name) >= 0, f"augment.{name}", "must be >= 0")
+        self._check_conditions()
+
+    def _check_conditions(self) -> None:
+        """Validate the recording-condition fields."""
+        _check(0 <= self.speed_pct <= 20, "augment.speed_pct", "must be in [0, 20] percent")
+        for name in ("reverb_prob", "telephone_prob", "codec_prob"):
+            _check(0 <= getattr(self, name) <= 1, f"augment.{name}", "must be in [0, 1]")
+        lo, hi = self.reverb_rt60_s
+        _check(
+            0.05 <= lo <= hi <= 3, "augment.reverb_rt60_s", "must be [low, high] within [0.05, 3] s"
+        )
+        lo, hi = self.reverb_drr_db
+        _check(lo <= hi, "augment.reverb_drr_db", "must be [low, high] with low <= high")
+        names = self.codec_names
+        _check(
+            bool(names) and set(names) <= set(self.CODECS) and len(set(names)) == len(names),
+            "augment.codecs",
+            f"must be distinct {'/'.join(self.CODECS)} joined by '+', not {self.codecs!r}",
+        )
+
+    @property
+    def codec_names(self) -> tuple[str, ...]:
+        """The codecs a coded crop is drawn from, e.g. ``("mulaw", "ogg")``."""
+        return tuple(self.codecs.split("+"))
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from vgd.audio import AudioError
-from vgd.batches import DeviceBatcher, PackedCorpus, choose_storage, pack_corpus
+from vgd.batches import DeviceBatcher, PackedCorpus, choose_storage, pack_corpus, seeded_generator
 from vgd.cache import AudioCache
+from vgd.conditions import Conditions
 from vgd.config import RunConfig, TrainConfig
 from vgd.dataset import AudioDataset, balanced_sampler
 from vgd.inference import Reader
@@ -38,10 +39,16 @@ MEMORY_SHARE = 0.25
 
 
 class LoaderBatches:
-    """``AudioDataset`` + ``DataLoader`` behind the batcher's interface, for corpora too big."""
+    """``AudioDataset`` + ``DataLoader`` behind the batcher's interface, for corpora too big.
+
+    The recording conditions come on the device, batched, after the items' own augmentation:
+    here the noise goes through the speed change and the room too, and a faster crop wraps
+    around (its clip's audio past the crop is not at hand).
+    """
 
     def __init__(self, dataset: AudioDataset, config: TrainConfig, run: RunConfig, device):
         self.dataset, self.config, self.run, self.device = dataset, config, run, device
+        self.conditions = Conditions(config.augment, config.audio.sample_rate)
 
     @property
     def item_labels(self) -> Tensor:
@@ -74,11 +81,11 @@ class LoaderBatches:
             drop_last=len(self.dataset) > cfg.optim.batch_size,
             generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch),
         )
-        for wave, label in loader:
-            yield (
-                wave.to(self.device, non_blocking=True),
-                label.to(self.device, non_blocking=True),
-            )
+        for b, (wave, label) in enumerate(loader):
+            wave = wave.to(self.device, non_blocking=True)
+            if self.conditions.active:
+                wave = self.conditions(wave, seeded_generator(self.device, cfg.seed, epoch, 2, b))
+            yield wave, label.to(self.device, non_blocking=True)
 
 
 def memory_budget(device: torch.device) -> int:
@@ -98,13 +105,16 @@ def training_batches(
     device: torch.device,
 ) -> tuple[DeviceBatcher | LoaderBatches, list[str]]:
     """The epoch-batch source for ``clips`` and the clips it had to leave out (with reasons)."""
-    crop = config.spec.window_samples
+    # A crop is cut from this many samples: more than the crop when the speed changes.
+    reach = Conditions(config.augment, config.audio.sample_rate).source_length(
+        config.spec.window_samples
+    )
     if run.train_input != "loader":
         waves, kept, failed = _decode(clips, reader)
-        total = sum(max(w.shape[0], crop) for w in waves)
+        total = sum(max(w.shape[0], reach) for w in waves)
         storage = choose_storage(total, memory_budget(device))
         if storage is not None or run.train_input == "device":
-            corpus = _packed(waves, kept, crop, storage or "int16", run.cache_dir, config)
+            corpus = _packed(waves, kept, reach, storage or "int16", run.cache_dir, config)
             log.info("training batches: packed corpus on %s (%s)", device, corpus.data.dtype)
             return _batcher(corpus.to(device), kept, config), failed
         log.info("training batches: the decoded corpus does not fit; using the DataLoader")
@@ -150,19 +160,19 @@ def _decode(clips: Sequence[Clip], reader: Reader) -> tuple[list, list[Clip], li
 
 
 def _packed(
-    waves: list, clips: Sequence[Clip], crop: int, storage: str, cache_dir: str, config
+    waves: list, clips: Sequence[Clip], min_length: int, storage: str, cache_dir: str, config
 ) -> PackedCorpus:
     """Pack the waveforms; with a cache, once per corpus into a file every trial maps."""
     if not cache_dir:
-        return pack_corpus(waves, storage, min_length=crop)
+        return pack_corpus(waves, storage, min_length=min_length)
     cache = AudioCache(cache_dir, config.audio)
-    key = hashlib.sha1(f"{storage}|{crop}".encode())
+    key = hashlib.sha1(f"{storage}|{min_length}".encode())
     for clip in clips:
         key.update(cache.key(clip.path).encode())
     path = Path(cache_dir) / "packed" / f"{key.hexdigest()}.npy"
-    lengths = np.array([max(w.shape[0], crop) for w in waves], dtype=np.int64)
+    lengths = np.array([max(w.shape[0], min_length) for w in waves], dtype=np.int64)
     if not path.exists():
-        packed = pack_corpus(waves, storage, min_length=crop)
+        packed = pack_corpus(waves, storage, min_length=min_length)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, packed.data.numpy())
     with warnings.catch_warnings():  # a read-only map: the batcher only reads it
