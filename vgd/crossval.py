@@ -23,7 +23,7 @@ from typing import Any
 from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides, to_dict
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError
-from vgd.splits import select, speaker_folds
+from vgd.splits import check_speaker_disjoint, select, speaker_folds, speaker_key
 from vgd.train import Callback, Session, Trainer, load_clips
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,26 @@ SPREAD = ("val_balanced_accuracy", "val_loss")  # reported with _std and _min/_m
 def fold_clips(pool: Sequence[Clip], folds: Sequence[int], k: int) -> list[Clip]:
     """Fold ``k``'s training view of the pool: fold k's speakers are ``val``, the rest ``train``."""
     return [c.with_split("val" if f == k else "train") for c, f in zip(pool, folds)]
+
+
+def test_fold_clips(clips: Sequence[Clip], folds: Sequence[int], k: int, seed: int) -> list[Clip]:
+    """Fold ``k`` of an outer CV: test = fold k, val = fold k+1 (mod K), train = the rest.
+
+    With K = 2 the other fold is all there is: half of its speakers validate, half train.
+    """
+    n_folds = max(folds) + 1
+    if n_folds >= 3:
+        val = {speaker_key(c) for c, f in zip(clips, folds) if f == (k + 1) % n_folds}
+    else:
+        rest = [c for c, f in zip(clips, folds) if f != k]
+        val = {speaker_key(c) for c, f in zip(rest, speaker_folds(rest, 2, seed + 1)) if f == 0}
+
+    def split(clip: Clip, fold: int) -> str:
+        return "test" if fold == k else "val" if speaker_key(clip) in val else "train"
+
+    out = [c.with_split(split(c, f)) for c, f in zip(clips, folds)]
+    check_speaker_disjoint(out)
+    return out
 
 
 def training_pool(config: TrainConfig, manifest: str, clips: Sequence[Clip] | None = None):

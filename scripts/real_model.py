@@ -1,0 +1,301 @@
+"""Build vgd's built-in real-voice model from LibriSpeech, and measure it on fresh folds.
+
+    python scripts/real_model.py [--root ../shared/data/LibriSpeech]
+        [--recipe vgd/pretrained/recipe.yaml] [--seeds 1 2] [--folds 5] [--compare] [--no-final]
+        [--device cpu] [--out results/real_model]
+
+1. Cross-validates the recipe (the configuration the search chose) over ``seeds × folds``
+   speaker-disjoint outer folds (test = fold k, val = fold k+1, train = the rest). The fold seeds
+   are not the search's (seed 0), so these folds are fresh data for the comparison.
+2. With ``--compare``, trains the default configuration on the same folds and prints the paired
+   table (per fold: default, recipe, difference) with the mean difference and its spread.
+3. Unless ``--no-final``, trains the recipe on every speaker for the median best epoch of the
+   folds, sets the median of the fold temperatures (each fitted on its fold's validation
+   speakers), and writes the checkpoint, its metrics.json and MODEL_CARD.md into --model-dir
+   (the package's vgd/pretrained/ by default). The same command on a CPU rebuilds the same file.
+
+LibriSpeech (c) 2014 Vassil Panayotov, CC BY 4.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vgd.checkpoint import LoadedModel, save_checkpoint
+from vgd.config import RunConfig, TrainConfig, apply_overrides, load_config, to_dict
+from vgd.corpora import build
+from vgd.crossval import test_fold_clips
+from vgd.evaluate import evaluate
+from vgd.io import atomic_write_json, atomic_write_text
+from vgd.manifest import Clip
+from vgd.pretrained import MODEL_DIR, model_card
+from vgd.progress import format_duration
+from vgd.provenance import file_hash
+from vgd.splits import speaker_folds, speaker_key
+from vgd.train import Trainer
+
+PROJECT = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT = PROJECT.parent / "shared/data/LibriSpeech"
+SCORES = ("balanced_accuracy", "accuracy", "ece", "ece_uncalibrated")
+
+
+def run_fold(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[str, Any]:
+    """Train on the fold's train/val speakers, score its test speakers (calibrated and not)."""
+    trainer = Trainer(config, run, clips, progress=False)
+    result = trainer.fit()
+    test = [c for c in trainer.clips if c.split == "test"]
+    loaded = LoadedModel(result.model, result.config.spec, result.config)
+    m = evaluate(loaded, test, cache_dir=run.cache_dir).metrics
+    temperature, result.model.temperature = result.model.temperature, 1.0
+    uncalibrated = evaluate(loaded, test, cache_dir=run.cache_dir).metrics
+    result.model.temperature = temperature
+    row = {key: m[key] for key in ("balanced_accuracy", "accuracy", "ece")}
+    row["ece_uncalibrated"] = uncalibrated["ece"]
+    row.update({f"recall_{label}": v["recall"] for label, v in m["per_class"].items()})
+    row.update(
+        temperature=temperature,
+        best_epoch=result.best_epoch,
+        epochs=len(result.history),
+        train_seconds=result.seconds,
+        n_test=len(test),
+    )
+    return row
+
+
+def cross_validate_outer(
+    configs: dict[str, TrainConfig], run: RunConfig, clips: list[Clip], args, report: dict
+) -> None:
+    """Every (seed, fold) for every config, fold-major so that a cut-short run stays paired."""
+    runs = report["runs"] = {name: [] for name in configs}
+    t0, total, done = time.perf_counter(), len(args.seeds) * args.folds * len(configs), 0
+    for seed in args.seeds:
+        folds = speaker_folds(clips, args.folds, seed)
+        for k in range(args.folds):
+            fold = test_fold_clips(clips, folds, k, seed)
+            for name, config in configs.items():
+                row = {"seed": seed, "fold": k, **run_fold(config, run, fold)}
+                runs[name].append(row)
+                done += 1
+                eta = (time.perf_counter() - t0) / done * (total - done)
+                print(
+                    f"[{name}] seed {seed} fold {k + 1}/{args.folds}: {fold_text(row)} | "
+                    f"{done}/{total} ETA {format_duration(eta)}",
+                    flush=True,
+                )
+                report["summary"][name] = summarize(runs[name])
+                atomic_write_json(args.out / "results.json", report)
+
+
+def fold_text(row: dict[str, Any]) -> str:
+    recalls = "  ".join(f"{k[7:]} {v:.4f}" for k, v in row.items() if k.startswith("recall_"))
+    return (
+        f"balanced accuracy {row['balanced_accuracy']:.4f}  recall {recalls}  "
+        f"ECE {row['ece_uncalibrated']:.4f} → {row['ece']:.4f}  "
+        f"({row['epochs']} epochs, {row['train_seconds']:.0f} s)"
+    )
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean, sample std, min and max over folds of every score."""
+    keys = [k for k in rows[0] if k in SCORES or k.startswith("recall_")]
+    out = {}
+    for key in keys:
+        v = np.array([r[key] for r in rows], dtype=float)
+        out[key] = {
+            "mean": float(v.mean()),
+            "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()),
+            "max": float(v.max()),
+        }
+    return out
+
+
+def paired(default: list[dict], recipe: list[dict]) -> dict[str, Any]:
+    """Recipe minus default balanced accuracy, fold by fold, and what it adds up to."""
+    diffs = [r["balanced_accuracy"] - d["balanced_accuracy"] for d, r in zip(default, recipe)]
+    return {
+        "folds": [
+            {
+                "seed": d["seed"],
+                "fold": d["fold"],
+                "default": d["balanced_accuracy"],
+                "recipe": r["balanced_accuracy"],
+                "difference": x,
+            }
+            for d, r, x in zip(default, recipe, diffs)
+        ],
+        "mean_difference": statistics.fmean(diffs),
+        "std_difference": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+        "recipe_better": sum(x > 0 for x in diffs),
+        "equal": sum(x == 0 for x in diffs),
+        "default_better": sum(x < 0 for x in diffs),
+    }
+
+
+def paired_lines(p: dict[str, Any]) -> list[str]:
+    lines = [f"{'seed':>4} {'fold':>4} {'default':>8} {'recipe':>8} {'diff':>8}"]
+    for f in p["folds"]:
+        lines.append(
+            f"{f['seed']:>4} {f['fold'] + 1:>4} {f['default']:>8.4f} {f['recipe']:>8.4f} "
+            f"{f['difference']:>+8.4f}"
+        )
+    lines.append(
+        f"mean difference {p['mean_difference']:+.4f} ± {p['std_difference']:.4f} (sample std over "
+        f"{len(p['folds'])} folds); recipe better on {p['recipe_better']}, equal on {p['equal']}, "
+        f"default better on {p['default_better']}"
+    )
+    return lines
+
+
+def summary_line(name: str, s: dict[str, dict[str, float]]) -> str:
+    def fmt(key: str) -> str:
+        return f"{s[key]['mean']:.4f} ± {s[key]['std']:.4f} (min {s[key]['min']:.4f})"
+
+    recalls = "  ".join(f"{k[7:]} {fmt(k)}" for k in s if k.startswith("recall_"))
+    return (
+        f"{name}: balanced accuracy {fmt('balanced_accuracy')}; recall {recalls}; "
+        f"ECE {s['ece_uncalibrated']['mean']:.4f} → {s['ece']['mean']:.4f} calibrated"
+    )
+
+
+def train_final(
+    config: TrainConfig, run: RunConfig, clips: list[Clip], rows: list[dict], out: Path, cv: dict
+) -> Path:
+    """The recipe on every speaker for the folds' median best epoch, at their median temperature."""
+    epochs = int(statistics.median(r["best_epoch"] for r in rows))
+    temperature = float(statistics.median(r["temperature"] for r in rows))
+    final = apply_overrides(
+        config,
+        {
+            "data.train_splits": ["train"],
+            "data.val_split": "",
+            "optim.epochs": epochs,
+            "optim.patience": 0,
+        },
+    )
+    every = [c.with_split("train") for c in clips]
+    result = Trainer(final, run, every, progress=False).fit()
+    result.model.temperature = temperature
+    metrics = {
+        "cv": cv,
+        "cv_folds": len(rows),
+        "cv_seeds": len({r["seed"] for r in rows}),
+        "cv_k": len({r["fold"] for r in rows}),
+        "epochs": epochs,
+        "temperature": temperature,
+    }  # no timings: the same command must write the same bytes
+    print(f"final model: {epochs} epochs on every speaker in {result.seconds:.0f} s")
+    path = save_checkpoint(out / "model.pt", result.model, final, metrics)
+    speakers = {
+        label: len({speaker_key(c) for c in clips if c.label == label})
+        for label in final.data.labels
+    }
+    atomic_write_json(out / "metrics.json", {"speakers": speakers, **metrics})
+    atomic_write_text(out / "MODEL_CARD.md", model_card(final, metrics, speakers, len(clips)))
+    return path
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    """Balanced accuracy per fold, default against recipe, paired by fold."""
+    from vgd.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    for name, rows in report["runs"].items():
+        values = [r["balanced_accuracy"] for r in rows]
+        ax.plot(
+            range(1, len(values) + 1), values, "o-", label=f"{name} (mean {np.mean(values):.4f})"
+        )
+    ax.set_xlabel("fold (seed-major)")
+    ax.set_ylabel("test balanced accuracy")
+    ax.set_title(
+        f"{len(report['seeds'])} seeds × {report['folds']} folds, LibriSpeech (CC BY 4.0)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    return save_figure(fig, path)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="LibriSpeech folder")
+    p.add_argument("--recipe", default=str(MODEL_DIR / "recipe.yaml"), help="training config YAML")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="fold seeds (search: 0)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--compare", action="store_true", help="also the default config, paired")
+    p.add_argument("--no-final", action="store_true", help="measure only; write no model")
+    p.add_argument(
+        "--final-only", action="store_true", help="train the final model from --out's results"
+    )
+    p.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="where the model goes")
+    p.add_argument("--out", type=Path, default=Path("results/real_model"))
+    p.add_argument(
+        "--device", default="cpu", help="for the folds: cpu, cuda, auto (the final model: cpu)"
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--cache-dir", default="cache/audio", help="decoded-audio cache ('': none)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", force=True)
+    if not args.root.is_dir():
+        print(
+            f"real_model: error: {args.root}: no such folder (LibriSpeech layout)", file=sys.stderr
+        )
+        return 2
+    start = time.perf_counter()
+    recipe = load_config(args.recipe)
+    clips = build("librispeech", args.root, validate="header", progress=False).clips
+    print(f"{len(clips)} clips, {len({speaker_key(c) for c in clips})} speakers", flush=True)
+    results = args.out / "results.json"
+    report = json.loads(results.read_text()) if args.final_only else measure(args, recipe, clips)
+    if not args.no_final:
+        run = RunConfig(str(args.root), "cpu", threads=args.threads, cache_dir=args.cache_dir)
+        rows, cv = report["runs"]["recipe"], report["summary"]["recipe"]
+        path = train_final(recipe, run, clips, rows, args.model_dir, cv)
+        digest = file_hash(path, hashlib.sha256())
+        report["model"] = {"path": str(path), "sha256": digest}
+        size = path.stat().st_size / 1024
+        print(f"wrote {path} ({size:.0f} KB, sha256 {digest[:16]}) and its MODEL_CARD.md")
+    report["seconds"] = time.perf_counter() - start
+    atomic_write_json(results, report)
+    print(f"took {format_duration(report['seconds'])}; wrote {results}")
+    return 0
+
+
+def measure(args: argparse.Namespace, recipe: TrainConfig, clips: list[Clip]) -> dict[str, Any]:
+    """The outer CV of the recipe (and the default, paired), printed and saved."""
+    run = RunConfig(str(args.root), args.device, threads=args.threads, cache_dir=args.cache_dir)
+    configs = {"recipe": recipe, **({"default": TrainConfig()} if args.compare else {})}
+    report: dict[str, Any] = {
+        "root": str(args.root),
+        "seeds": args.seeds,
+        "folds": args.folds,
+        "device": args.device,
+        "configs": {name: to_dict(c) for name, c in configs.items()},
+        "summary": {},
+    }
+    cross_validate_outer(configs, run, clips, args, report)
+    for name, s in report["summary"].items():
+        print(summary_line(name, s))
+    if args.compare:
+        report["paired"] = paired(report["runs"]["default"], report["runs"]["recipe"])
+        print("\n".join(paired_lines(report["paired"])))
+        plot(report, args.out / "comparison.png")
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())
