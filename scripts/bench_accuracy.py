@@ -9,6 +9,8 @@ early stopping watches, the rest is trained on (with K = 2 the other fold is spl
 speaker instead). ``scratch`` trains from fresh weights; ``pretrained`` starts from a checkpoint
 trained on the built-in synthetic corpus (``vgd train`` → runs/train/model.pt, or the pipeline's
 results/pipeline/model.pt) and uses that checkpoint's audio, feature and model config.
+Each fold's temperature is fitted on its validation speakers at train time; the test expected
+calibration error is reported before (the same model at T = 1) and after temperature scaling.
 Prints measured numbers per fold and their mean ± std (and min) per init; writes results.json
 and accuracy.png to --out. LibriSpeech (c) 2014 Vassil Panayotov, CC BY 4.0.
 """
@@ -26,10 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from vgd.calibration import expected_calibration_error, pooled_probs, window_logits
 from vgd.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from vgd.config import ConfigError, RunConfig, TrainConfig, load_config, parse_override
 from vgd.config import to_dict as config_dict
 from vgd.corpora import build
+from vgd.dataset import make_reader
 from vgd.evaluate import EvalResult, evaluate
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError
@@ -43,6 +47,7 @@ PRETRAINED_CANDIDATES = ("runs/train/model.pt", "results/pipeline/model.pt")
 INITS = ("scratch", "pretrained")
 TARGET = 0.97  # the issue's target for mean balanced accuracy; a label, never a result
 METRICS = ("balanced_accuracy", "accuracy", "speaker_accuracy")
+CALIBRATION = ("ece_before", "ece_after")  # test ECE at T = 1 and at the fitted temperature
 
 # ----------------------------------------------------------------------------- folds
 
@@ -104,7 +109,21 @@ def run_fold(
         unreadable=result.unreadable,
         errors=misclassified(res),
     )
+    row.update(calibration_on_test(result.model, result.config, test, run.cache_dir))
+    row.update({k: v for k, v in result.calibration.items() if k.startswith("val_ece")})
     return row
+
+
+def calibration_on_test(model, config: TrainConfig, test: list[Clip], cache_dir: str) -> dict:
+    """Test ECE of the model at T = 1 and at the temperature it was fitted on validation."""
+    reader = make_reader(config.audio, cache_dir)
+    logits, targets = window_logits(model, config.spec, test, reader)
+    temperature = float(model.temperature)
+    return {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(pooled_probs(logits, 1.0), targets),
+        "ece_after": expected_calibration_error(pooled_probs(logits, temperature), targets),
+    }
 
 
 def misclassified(res: EvalResult) -> list[dict[str, Any]]:
@@ -121,7 +140,7 @@ def misclassified(res: EvalResult) -> list[dict[str, Any]]:
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean, sample std (ddof 1), min and max over folds of every numeric score."""
-    keys = [k for k in rows[0] if k in METRICS or k.startswith("recall_")]
+    keys = [k for k in rows[0] if k in METRICS + CALIBRATION or k.startswith("recall_")]
     out = {}
     for key in keys:
         v = np.array([r[key] for r in rows], dtype=float)
@@ -141,7 +160,8 @@ def fold_line(init: str, k: int, n_folds: int, row: dict, done: int, total: int,
     recalls = "  ".join(f"{m[7:]} {v:.4f}" for m, v in row.items() if m.startswith("recall_"))
     return (
         f"[{init}] fold {k + 1}/{n_folds}: balanced accuracy {row['balanced_accuracy']:.4f}  "
-        f"recall {recalls}  speaker acc {row['speaker_accuracy']:.4f}  "
+        f"recall {recalls}  speaker acc {row['speaker_accuracy']:.4f}  test ECE "
+        f"{row['ece_before']:.4f} → {row['ece_after']:.4f} (T={row['temperature']:.2f})  "
         f"({row['epochs']} epochs, best {row['best_epoch']}, {row['train_seconds']:.0f} s) | "
         f"run {done}/{total} elapsed {format_duration(elapsed)} ETA {format_duration(eta)}"
     )
@@ -158,6 +178,8 @@ def summary_lines(init: str, summary: dict[str, dict[str, float]], n_folds: int)
         f"[target ≥ {TARGET}]",
         *[f"{' ' * len(init)}  recall {k[7:]:<8} {fmt(k)}" for k in recalls],
         f"{' ' * len(init)}  speaker accuracy {fmt('speaker_accuracy')}",
+        f"{' ' * len(init)}  test ECE at T = 1      {fmt('ece_before')}",
+        f"{' ' * len(init)}  test ECE, temperature  {fmt('ece_after')}",
     ]
 
 

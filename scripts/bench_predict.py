@@ -107,10 +107,14 @@ def long_recording(model_path: Path, audio: Path, threads: int, device: str) -> 
 
 
 def files_throughput(
-    loaded: LoadedModel, folder: Path, n_files: int, workers: int, repeats: int = 3
+    loaded: LoadedModel, folder: Path, n_files: int, workers: int, vad: bool, repeats: int = 3
 ) -> dict:
-    """Files/s of ``predict_paths`` (decode, windows, batch 64) over ``n_files`` 3-s FLACs."""
-    from vgd.predict import predict_paths
+    """Files/s of ``predict_paths`` (decode, VAD, windows, batch 64) over ``n_files`` 3-s FLACs.
+
+    The files are harmonic tones, which the VAD reads to the end and calls non-speech: its
+    worst case (on speech it stops after the first second or so).
+    """
+    from vgd.predict import PredictConfig, predict_paths
 
     if not any(folder.glob("*.flac")):
         rng = np.random.default_rng(1)
@@ -119,12 +123,13 @@ def files_throughput(
             wave = sum(np.sin(2 * np.pi * (100 + i % 120) * k * t) / k for k in range(1, 10))
             wave = 0.05 * wave + 0.003 * rng.standard_normal(t.size)
             sf.write(str(folder / f"{i:04d}.flac"), wave.astype(np.float32), 16000)
+    config = PredictConfig() if vad else PredictConfig(vad=None)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        preds = predict_paths(loaded, [folder], batch_size=64, progress=False, workers=workers)
+        preds = predict_paths(loaded, [folder], 64, False, workers, config)
         rates.append(len(preds) / (time.perf_counter() - start))
-    return {"workers": workers, "files_per_s": float(np.median(rates)), "range": rates}
+    return {"workers": workers, "vad": vad, "files_per_s": float(np.median(rates)), "range": rates}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         clips = Path(tmp) / "clips"
         clips.mkdir()
-        report["files"] = [files_throughput(loaded, clips, args.files, w) for w in (1, 0)]
+        runs = ((1, True), (0, True), (0, False))
+        report["files"] = [files_throughput(loaded, clips, args.files, w, v) for w, v in runs]
         for r in report["files"]:
             lo, hi = min(r["range"]), max(r["range"])
-            label = "auto" if r["workers"] == 0 else r["workers"]
+            label = ("auto" if r["workers"] == 0 else str(r["workers"])) + (
+                "" if r["vad"] else ", --no-vad"
+            )
             print(
                 f"vgd predict, {args.files} 3-s files, decode workers {label}: "
                 f"{r['files_per_s']:.0f} files/s median (range {lo:.0f}–{hi:.0f})"

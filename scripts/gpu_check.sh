@@ -91,7 +91,8 @@ predict = load("predict.json")
 for r in predict.get("clips", []):
     rows.append((f"model only, batch {r['batch']}", f"{r['clips_per_s']:,.0f} clips/s"))
 for r in predict.get("files", []):
-    rows.append((f"vgd predict, workers {r['workers'] or 'auto'}", f"{r['files_per_s']:,.0f} files/s"))
+    vad = "" if r.get("vad", True) else ", no VAD"
+    rows.append((f"vgd predict, workers {r['workers'] or 'auto'}{vad}", f"{r['files_per_s']:,.0f} files/s"))
 if "long" in predict:
     rows.append(("60-minute file", f"{predict['long']['predict_seconds']:.2f} s"))
 width = max(len(k) for k, _ in rows)

@@ -60,6 +60,9 @@ def test_cv_tests_every_speaker_once_and_writes_outputs(bench, tmp_path, toy_mod
             assert 0 <= f["balanced_accuracy"] <= 1
             assert {"recall_female", "recall_male", "speaker_accuracy"} <= set(f)
             assert f["n_train"] > 0 and f["n_val"] > 0 and 1 <= f["epochs"] <= 2
+            assert 0 <= f["ece_after"] <= 1 and 0 <= f["ece_before"] <= 1 and f["temperature"] > 0
+            assert {"val_ece_before", "val_ece_after"} <= set(f)
+        assert {"ece_before", "ece_after"} <= set(init["summary"])
         assert (
             init["summary"]["balanced_accuracy"]["min"]
             <= init["summary"]["balanced_accuracy"]["mean"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,14 @@ class AudioError(Exception):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class Silent(AudioError):
+    """A readable file with no sound above the silence floor: no speech, rather than broken."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, duration_s: float = 0.0):
+        super().__init__(path, reason)
+        self.duration_s = duration_s
 
 
 @dataclass(frozen=True)
@@ -121,11 +130,13 @@ def load_audio(path: str | os.PathLike, config: AudioConfig = AudioConfig()) -> 
 
 def check_wave(wave: np.ndarray, config: AudioConfig, path: str | os.PathLike) -> None:
     """Raise AudioError if a decoded waveform is too short or silent."""
-    check_duration(wave.size / config.sample_rate, config, path)
+    duration_s = wave.size / config.sample_rate
+    check_duration(duration_s, config, path)
     level = rms_dbfs(wave)
     if level < config.silence_dbfs:
         shown = "-inf" if math.isinf(level) else f"{level:.1f}"
-        raise AudioError(path, f"silent (RMS {shown} dBFS < floor {config.silence_dbfs:g} dBFS)")
+        reason = f"silent (RMS {shown} dBFS < floor {config.silence_dbfs:g} dBFS)"
+        raise Silent(path, reason, duration_s)
 
 
 def check_duration(duration_s: float, config: AudioConfig, path: str | os.PathLike) -> None:
@@ -134,6 +145,27 @@ def check_duration(duration_s: float, config: AudioConfig, path: str | os.PathLi
         raise AudioError(
             path, f"too short ({duration_s:.2f} s < minimum {config.min_duration_s:g} s)"
         )
+
+
+def read_blocks(path: str | os.PathLike, sample_rate: int, block_s: float) -> Iterator[np.ndarray]:
+    """The file as consecutive mono float32 blocks at ``sample_rate``; AudioError if unusable.
+
+    Each block is resampled on its own, so a file at another rate differs from a whole-file
+    resampling by a few samples' ringing at block edges.
+    """
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            step = max(round(block_s * rate), 1)
+            while True:
+                data = f.read(step, dtype="float32", always_2d=True)
+                if data.shape[0] == 0:
+                    return
+                if not np.isfinite(data).all():
+                    raise AudioError(path, "corrupt (samples are NaN or infinite)")
+                yield resample(to_mono(data), rate, sample_rate)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(path, f"not audio or corrupt ({_short(e)})") from e
 
 
 def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> None:

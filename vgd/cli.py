@@ -25,7 +25,7 @@ from vgd.config import (
 )
 from vgd.corpora import SOURCES, VALIDATE
 from vgd.manifest import ManifestError, format_stats
-from vgd.predict import MIN_CONFIDENCE
+from vgd.predict import PredictConfig
 from vgd.registry import Registry, RegistryError
 
 log = logging.getLogger("vgd")
@@ -141,15 +141,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from vgd.io import atomic_write_text
     from vgd.predict import format_predictions, predict_paths
 
+    try:
+        config = PredictConfig(
+            args.min_confidence, args.min_speech, PredictConfig.vad if args.vad else None
+        )
+    except ValueError as e:
+        print(f"vgd: error: {e}", file=sys.stderr)
+        return 2
     loaded = load_checkpoint(args.model or _promoted_model(args), device=args.device)
-    preds = predict_paths(
-        loaded,
-        args.paths,
-        args.batch_size,
-        progress=not args.quiet,
-        workers=args.workers,
-        min_confidence=args.min_confidence,
-    )
+    preds = predict_paths(loaded, args.paths, args.batch_size, not args.quiet, args.workers, config)
     text = format_predictions(preds, loaded.labels, args.format)
     if args.out:
         atomic_write_text(args.out, text)
@@ -515,9 +515,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-confidence",
         type=float,
-        default=MIN_CONFIDENCE,
-        help="label a file 'unknown' when its best (calibrated) probability is under this "
-        "(default: %(default)s; 0 always names a gender)",
+        default=PredictConfig.min_confidence,
+        help="label a speech file 'unknown' when its best (calibrated) probability is under "
+        "this (default: %(default)s; 0 always names a gender)",
+    )
+    p.add_argument(
+        "--min-speech",
+        type=float,
+        default=PredictConfig.min_speech_s,
+        metavar="SECONDS",
+        help="label a file 'nonspeech' when Silero VAD finds less speech than this (default: "
+        "%(default)s); the speech_s column counts up to it. Silent files are always nonspeech",
+    )
+    p.add_argument(
+        "--no-vad",
+        dest="vad",
+        action="store_false",
+        help="no speech check: every file that is not silent gets a gender or 'unknown'",
     )
     _add_registry_arg(p)
     p.set_defaults(func=cmd_predict)

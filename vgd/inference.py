@@ -6,7 +6,8 @@ evaluation reports is what prediction does. A recording of ``n`` samples gives
 ``ceil(n / window)`` windows spaced evenly from its start to its end (the last one flush with the
 end, so no tail is dropped), at most ``window.max_windows`` of them when that is set; a recording
 shorter than a window is tiled to fill one. Windows below the silence floor are left out, and a
-recording's window probabilities are averaged.
+recording's window probabilities are averaged. ``predict`` also has each file's speech counted
+(Silero VAD, in the decode threads) to tell speech from non-speech; no probability changes.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import torch
 
 from vgd.audio import (
     AudioError,
+    Silent,
     audio_info,
     check_duration,
     load_audio,
+    read_blocks,
     resample,
     rms_dbfs,
     to_mono,
@@ -35,9 +38,12 @@ from vgd.config import ModelSpec
 from vgd.device import autocast
 
 Reader = Callable[[str], np.ndarray]
+# Speech seconds of a recording given as consecutive mono blocks at a sample rate (vgd.vad).
+SpeechCount = Callable[[Iterable[np.ndarray], int], float]
 # Recordings longer than this are read window by window, so memory stays flat for hour-long files.
 # Shorter ones are decoded whole (the same waveform the training cache holds).
 STREAM_ABOVE_S = 600.0
+STREAM_BLOCK_S = 60.0  # seconds per block when a streamed recording is read for its speech
 
 
 def window_starts(n_samples: int, window: int, max_windows: int = 0) -> list[int]:
@@ -64,22 +70,26 @@ def crop(wave: np.ndarray, start: int, length: int) -> np.ndarray:
     return out
 
 
-def _voiced(windows: Iterator[np.ndarray], spec: ModelSpec, path: str) -> Iterator[np.ndarray]:
-    """The windows above the silence floor; AudioError (silent) when none is."""
+def _voiced(
+    windows: Iterator[np.ndarray], spec: ModelSpec, path: str, duration_s: float
+) -> Iterator[np.ndarray]:
+    """The windows above the silence floor; Silent (an AudioError) when none is."""
     kept = 0
     for w in windows:
         if rms_dbfs(w) >= spec.audio.silence_dbfs:
             kept += 1
             yield w
     if kept == 0:
-        raise AudioError(path, f"silent (no window above {spec.audio.silence_dbfs:g} dBFS)")
+        reason = f"silent (no window above {spec.audio.silence_dbfs:g} dBFS)"
+        raise Silent(path, reason, duration_s)
 
 
 def wave_windows(wave: np.ndarray, spec: ModelSpec, path: str = "") -> Iterator[np.ndarray]:
     """The kept windows of a decoded waveform."""
     n = spec.window_samples
     starts = window_starts(wave.shape[0], n, spec.window.max_windows)
-    return _voiced((crop(wave, s, n) for s in starts), spec, path)
+    duration_s = wave.shape[0] / spec.audio.sample_rate
+    return _voiced((crop(wave, s, n) for s in starts), spec, path, duration_s)
 
 
 def _stream(path: str, spec: ModelSpec, frames: int, rate: int) -> Iterator[np.ndarray]:
@@ -104,15 +114,28 @@ def file_windows(
     ``reader`` (e.g. the decoded-audio cache) supplies the waveform instead of decoding it here.
     """
     path = str(path)
+    wave = _whole(path, spec, reader)
+    if wave is None:
+        return _streamed(path, spec)
+    return wave.shape[0] / spec.audio.sample_rate, wave_windows(wave, spec, path)
+
+
+def _whole(path: str, spec: ModelSpec, reader: Reader | None) -> np.ndarray | None:
+    """The decoded waveform, or None for a recording long enough to be streamed."""
     if reader is not None:
-        wave = reader(path)
-        return wave.shape[0] / spec.audio.sample_rate, wave_windows(wave, spec, path)
+        return reader(path)
     info = audio_info(path)
     if info.frames < 0 or info.duration_s <= STREAM_ABOVE_S:
-        wave = load_audio(path, spec.audio)
-        return wave.shape[0] / spec.audio.sample_rate, wave_windows(wave, spec, path)
+        return load_audio(path, spec.audio)
+    return None
+
+
+def _streamed(path: str, spec: ModelSpec) -> tuple[float, Iterator[np.ndarray]]:
+    """A long recording's duration and its kept windows, read one at a time."""
+    info = audio_info(path)
     check_duration(info.duration_s, spec.audio, path)
-    return info.duration_s, _voiced(_stream(path, spec, info.frames, info.sample_rate), spec, path)
+    windows = _stream(path, spec, info.frames, info.sample_rate)
+    return info.duration_s, _voiced(windows, spec, path, info.duration_s)
 
 
 @dataclass
@@ -123,6 +146,8 @@ class Scored:
     windows: int = 0
     duration_s: float = 0.0
     error: str | None = None
+    silent: bool = False  # the error is silence: no sound above the floor, not a broken file
+    speech_s: float | None = None  # what ``score``'s ``speech`` counted (None: not asked)
 
 
 class _Batches:
@@ -149,20 +174,30 @@ class _Batches:
         self.pending.clear()
 
 
-def _decoded(path, spec: ModelSpec, reader: Reader | None) -> tuple[float, Iterable]:
-    """A file's duration and windows: decoded here (in a worker) unless it is streamed."""
-    duration, windows = file_windows(path, spec, reader)
-    return duration, (windows if duration > STREAM_ABOVE_S else list(windows))
+def _decoded(
+    path, spec: ModelSpec, reader: Reader | None, speech: SpeechCount | None
+) -> tuple[float, Iterable, float | None]:
+    """A file's duration, windows and speech seconds, worked out here (in a worker thread);
+    a streamed file's windows are read later, as the model takes them."""
+    path, rate = str(path), spec.audio.sample_rate
+    wave = _whole(path, spec, reader)
+    if wave is None:
+        duration, windows = _streamed(path, spec)
+        blocks: Iterable[np.ndarray] = read_blocks(path, rate, STREAM_BLOCK_S)
+    else:
+        duration, blocks = wave.shape[0] / rate, [wave]
+        windows = list(wave_windows(wave, spec, path))
+    return duration, windows, None if speech is None else speech(blocks, rate)
 
 
-def _ahead(pool, paths, spec, reader, depth: int) -> Iterator[Future]:
+def _ahead(pool, paths, spec, reader, speech, depth: int) -> Iterator[Future]:
     """Futures of :func:`_decoded` in the order of ``paths``, at most ``depth`` in flight.
 
     The bound keeps memory flat: at most ``depth`` decoded files wait for the model.
     """
     pending: deque[Future] = deque()
     for path in paths:
-        pending.append(pool.submit(_decoded, path, spec, reader))
+        pending.append(pool.submit(_decoded, path, spec, reader, speech))
         if len(pending) >= depth:
             yield pending.popleft()
     while pending:
@@ -179,25 +214,30 @@ def score(
     reader: Reader | None = None,
     on_done: Callable[[], None] | None = None,
     workers: int = 0,
+    speech: SpeechCount | None = None,
 ) -> list[Scored]:
     """Pooled probabilities of every recording, batching windows across recordings.
 
     The model runs where its weights are; a file that cannot be used gets its error and the rest
     go on. ``on_done`` is called after each recording (for progress bars). ``workers`` threads
     (0: one per CPU core but one, at most 8) decode the next files while the model runs;
-    results keep the order of ``paths``.
+    results keep the order of ``paths``. ``speech`` (e.g. a :class:`vgd.vad.SpeechCounter`)
+    counts each file's speech seconds in those threads; it changes no probability.
     """
     batches = _Batches(model, len(paths), len(spec.labels), batch_size, precision)
     results = [Scored() for _ in paths]
     n_workers = workers or min(8, max(1, (os.cpu_count() or 2) - 1))
     with ThreadPoolExecutor(n_workers, thread_name_prefix="vgd-decode") as pool:
-        for i, future in enumerate(_ahead(pool, paths, spec, reader, 2 * n_workers)):
+        for i, future in enumerate(_ahead(pool, paths, spec, reader, speech, 2 * n_workers)):
+            r = results[i]
             try:
-                results[i].duration_s, windows = future.result()
+                r.duration_s, windows, r.speech_s = future.result()
                 for w in windows:
                     batches.add(i, w)
+            except Silent as e:
+                r.error, r.silent, r.duration_s = e.reason, True, e.duration_s
             except AudioError as e:
-                results[i].error = e.reason
+                r.error = e.reason
             if on_done:
                 on_done()
     batches.flush()

@@ -137,14 +137,25 @@ class RetrainConfig:
     ``epochs: 0`` trains for the epoch at which the best trial peaked on validation; there is no
     validation data left to stop on once val is folded into training, and the search already
     measured when to stop. A positive number overrides it.
+
+    ``calibrate_fraction`` of the val speakers (per gender, seeded) stay out of training and fit
+    the shipped model's temperature; the rest of val trains. A temperature measures one model's
+    over-confidence, so it is fitted on the retrained model itself, on voices it never heard,
+    and the test split stays untouched. The best trial's temperature would belong to another
+    model, trained on less data for the same epochs. One number needs few clips: half of val
+    fits it while the other half still adds voices. 1: all of val calibrates (train alone
+    trains); 0: all of val trains and the model ships uncalibrated (temperature 1).
     """
 
     epochs: int = 0
+    calibrate_fraction: float = 0.5
     out: str = "results/pipeline"
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ConfigError("retrain.epochs: must be >= 0 (0: the best trial's best epoch)")
+        if not 0.0 <= self.calibrate_fraction <= 1.0:
+            raise ConfigError("retrain.calibrate_fraction: must be in [0, 1]")
 
     @property
     def model(self) -> Path:

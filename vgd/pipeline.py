@@ -68,8 +68,10 @@ def best_epochs(search_summary: str | Path) -> int:
 
 
 def stage_retrain(params: PipelineParams, progress: bool = True) -> dict[str, Path]:
-    """Train the search's best configuration on train+val and write model.pt and its curves."""
-    from vgd.train import save_outputs, train
+    """Train the search's best configuration on train+val, less the val speakers kept to fit
+    the temperature (``retrain.calibrate_fraction``); write model.pt and its curves."""
+    from vgd.calibration import calibrate
+    from vgd.train import load_clips, save_outputs, train
 
     search = params.search.results
     epochs = params.retrain.epochs or best_epochs(search / "summary.json")
@@ -82,14 +84,43 @@ def stage_retrain(params: PipelineParams, progress: bool = True) -> dict[str, Pa
             "optim.patience": 0,
         },
     )
-    log.info("retraining the best configuration on train+val for %d epochs", epochs)
+    run = RunConfig(manifest=str(params.data.manifest))
+    fraction, seed = params.retrain.calibrate_fraction, params.split.seed
+    clips, held = calibration_split(load_clips(config, run.manifest), fraction, seed)
+    log.info(
+        "retraining the best configuration for %d epochs on train+val less %d clips kept to "
+        "calibrate",
+        epochs,
+        len(held),
+    )
     out = Path(params.retrain.out)
     state_dir = out / "state"
-    run = RunConfig(manifest=str(params.data.manifest))
-    result = train(config, run, state_dir=state_dir, progress=progress)
+    result = train(config, run, clips, state_dir=state_dir, progress=progress)
+    if held:
+        result.calibration = calibrate(result.model, config.spec, held, reader=None)
+        log.info(
+            "calibration on %d held-out val clips: temperature %.3f, ECE %.4f → %.4f",
+            len(held),
+            *(result.calibration[k] for k in ("temperature", "val_ece_before", "val_ece_after")),
+        )
+    else:
+        log.warning("retrain.calibrate_fraction is 0: the model is not calibrated (T = 1)")
     paths = save_outputs(result, out)
     shutil.rmtree(state_dir, ignore_errors=True)  # resumable while running, not an artefact
     return paths
+
+
+def calibration_split(
+    clips: list[Clip], fraction: float, seed: int = 0
+) -> tuple[list[Clip], list[Clip]]:
+    """The clips to retrain on (train, and val less the held-out speakers) and those of the
+    held-out speakers, ``fraction`` of val's per gender (seeded). Test clips are in neither."""
+    from vgd.splits import hold_out_speakers, speaker_key
+
+    val = [c for c in clips if c.split == "val"]
+    held = hold_out_speakers(val, fraction, seed)
+    kept = [c for c in clips if c.split in ("train", "val") and speaker_key(c) not in held]
+    return kept, [c for c in val if speaker_key(c) in held]
 
 
 def stage_evaluate(params: PipelineParams) -> tuple[dict, dict[str, Path]]:

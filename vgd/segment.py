@@ -266,31 +266,6 @@ def window_plan(
 # ----------------------------------------------------------------------------- I/O shell
 
 
-def read_blocks(path: str, sample_rate: int, block_s: float) -> Iterator[np.ndarray]:
-    """The file as consecutive mono float32 blocks at ``sample_rate``; AudioError if unusable.
-
-    Each block is resampled on its own, so a file at another rate differs from a whole-file
-    resampling by a few samples' ringing at block edges.
-    """
-    import soundfile as sf
-
-    from vgd.audio import AudioError, resample, to_mono
-
-    try:
-        with sf.SoundFile(path) as f:
-            rate = f.samplerate
-            step = max(round(block_s * rate), 1)
-            while True:
-                data = f.read(step, dtype="float32", always_2d=True)
-                if data.shape[0] == 0:
-                    return
-                if not np.isfinite(data).all():
-                    raise AudioError(path, "corrupt (samples are NaN or infinite)")
-                yield resample(to_mono(data), rate, sample_rate)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError(path, f"not audio or corrupt ({e})") from e
-
-
 def cut_windows(
     blocks: Iterator[np.ndarray], plan: Sequence[tuple[int, int, int, int]], frame_samples: float
 ) -> Iterator[tuple[np.ndarray, int, int]]:
@@ -409,7 +384,7 @@ class Segmenter:
 
     def _vad_pass(self, index: int, path: str) -> _Job:
         """Pass 1: speech probabilities of the whole file, then its speech frame ranges."""
-        from vgd.audio import AudioError, audio_info
+        from vgd.audio import AudioError, audio_info, read_blocks
 
         audio_info(path)  # missing, empty, not audio: one clear error before decoding
         stream, parts, samples = self.detector.stream(), [], 0
@@ -427,6 +402,7 @@ class Segmenter:
 
     def _windows(self, job: _Job) -> Iterator[tuple[np.ndarray, int, int]]:
         """Pass 2: the model's windows over the speech, cut from the file read again in blocks."""
+        from vgd.audio import read_blocks
         from vgd.inference import crop
 
         spec = self.loaded.spec

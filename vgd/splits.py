@@ -91,6 +91,17 @@ def select(clips: Sequence[Clip], splits: Sequence[str]) -> list[Clip]:
     return [c for c in clips if c.split in wanted]
 
 
+def hold_out_speakers(clips: Sequence[Clip], fraction: float, seed: int = 0) -> set[SpeakerKey]:
+    """A seeded ``fraction`` of each label's speakers (at least one of each when fraction > 0)."""
+    held: set[SpeakerKey] = set()
+    for label, speakers in speakers_by_label(clips).items():
+        n = min(len(speakers), max(1, round(len(speakers) * fraction))) if fraction > 0 else 0
+        order = list(speakers)
+        random.Random(f"{seed}:hold-out:{label}").shuffle(order)
+        held.update(order[:n])
+    return held
+
+
 def speaker_folds(clips: Sequence[Clip], k: int, seed: int = 0) -> list[int]:
     """A fold index in [0, k) per clip: speaker-disjoint, each fold holding every label."""
     if k < 2:

@@ -16,7 +16,9 @@ and silero are imported only when a detector first needs them: ``import vgd.vad`
 from __future__ import annotations
 
 import importlib.util
+import math
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +32,9 @@ SAMPLE_RATE = 16000  # the only rate the 16 kHz model (the one used here) accept
 FRAME = 512  # samples per probability: 32 ms
 CONTEXT = 64  # samples of the previous frame the model sees before each frame
 HIDDEN = 128  # LSTM state size
+N_FFT = 256  # silero's STFT: 256-sample Hann windows, hop 128, the frame padded by 64 (reflect)
 BLOCK_FRAMES = 1024  # frames per batched forward (~33 s): bounds memory, amortises the call cost
+CHECK_EVERY = 32 * FRAME  # samples (~1 s) a speech counter runs before it first looks
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,12 @@ def load_silero_jit() -> torch.jit.ScriptModule:
 
 
 class _BatchedSilero:
-    """Silero's 16 kHz network split so a block of frames runs as one call."""
+    """Silero's 16 kHz network split so a block of frames runs as one call.
+
+    Silero's STFT is a convolution with a periodic-Hann-windowed DFT basis; here it is the same
+    transform by FFT, ~2.5x faster (magnitudes agree to ~1e-6), the phase it also computes and
+    never uses left out.
+    """
 
     def __init__(self, jit: torch.jit.ScriptModule):
         import torch
@@ -161,10 +170,15 @@ class _BatchedSilero:
         try:  # silero's internals (checked against 6.2.3), not its public API
             self.net = jit._model  # the 16 kHz branch: stft -> encoder -> decoder (cell, head)
             context, cell = int(self.net.context_size_samples), self.net.decoder.rnn
+            basis = self.net.stft.forward_basis_buffer[:, 0].double()  # (2 * bins, N_FFT)
+            hop = int(self.net.stft.hop_length)
         except (AttributeError, RuntimeError) as e:
             raise RuntimeError("silero-vad's model layout changed; vgd expects 6.2.x") from e
         if context != CONTEXT:
             raise RuntimeError(f"silero VAD model wants {context} context samples, vgd {CONTEXT}")
+        self.window = torch.hann_window(N_FFT, periodic=True)
+        if hop != N_FFT // 2 or (basis - _dft_basis(self.window)).abs().max() > 1e-6:
+            raise RuntimeError("silero-vad's STFT is not the Hann-windowed DFT vgd expects")
         self.lstm = torch.nn.LSTM(HIDDEN, HIDDEN, batch_first=True).eval()
         with torch.no_grad():  # the cell's weights, run over a sequence in one fused call
             self.lstm.weight_ih_l0.copy_(cell.weight_ih)
@@ -172,14 +186,32 @@ class _BatchedSilero:
             self.lstm.bias_ih_l0.copy_(cell.bias_ih)
             self.lstm.bias_hh_l0.copy_(cell.bias_hh)
 
+    def magnitudes(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, CONTEXT + FRAME) → (N, N_FFT // 2 + 1, 4) STFT magnitudes, as silero's STFT."""
+        import torch
+
+        padded = torch.nn.functional.pad(x[:, None], (0, CONTEXT), mode="reflect")[:, 0]
+        frames = padded.unfold(1, N_FFT, N_FFT // 2) * self.window  # (N, 4, N_FFT)
+        return torch.fft.rfft(frames, dim=-1).abs().transpose(1, 2)
+
     def __call__(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """(N, CONTEXT + FRAME) frames with context, (h, c) each (1, 1, HIDDEN) → (N,) probs."""
-        feats = self.net.encoder(self.net.run_extractors(x)).squeeze(-1)  # (N, HIDDEN)
+        feats = self.net.encoder(self.magnitudes(x)).squeeze(-1)  # (N, HIDDEN)
         hidden, state = self.lstm(feats[None], state)  # (1, N, HIDDEN)
         probs = self.net.decoder.decoder(hidden[0].unsqueeze(-1))  # (N, 1, 1)
         return probs.reshape(-1), state
+
+
+def _dft_basis(window: torch.Tensor) -> torch.Tensor:
+    """(2 * bins, N_FFT) windowed DFT rows, real parts then imaginary: silero's STFT weights."""
+    import torch
+
+    n = torch.arange(N_FFT, dtype=torch.float64)
+    k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
+    angle = 2 * math.pi * k * n / N_FFT
+    return torch.cat([torch.cos(angle), -torch.sin(angle)]) * window.double()
 
 
 class SpeechStream:
@@ -272,3 +304,53 @@ class SpeechDetector:
         """Speech (start, end) seconds of a whole mono recording."""
         probs = self.frame_probs(wave, sample_rate)
         return speech_regions(probs, self.hop_s, config, duration_s=len(wave) / sample_rate)
+
+
+class SpeechCounter:
+    """Seconds of speech in whole recordings, for a file-level speech or non-speech verdict.
+
+    Counting stops once it reaches ``enough_s``: the verdict cannot change after that, so a
+    speech file costs the VAD only its first seconds, while a file without speech is read to
+    the end. The model is loaded here, so worker threads can share one counter.
+    """
+
+    def __init__(self, config: VadConfig = VadConfig(), enough_s: float = math.inf):
+        self.config, self.enough_s = config, enough_s
+        self.detector = SpeechDetector()
+        self.detector.stream()  # loads the model now, not lazily inside a thread
+
+    def __call__(self, blocks: Iterable[np.ndarray], sample_rate: int) -> float:
+        """Speech seconds of a recording given as consecutive mono blocks at ``sample_rate``."""
+        stream, probs, samples = self.detector.stream(), [], 0
+        for block in blocks:
+            if sample_rate != SAMPLE_RATE:
+                from vgd.audio import resample
+
+                block = resample(block, sample_rate, SAMPLE_RATE)
+            for chunk in _growing_chunks(block, samples):
+                probs.append(stream.push(chunk))
+                samples += chunk.size
+                found = self._seconds(probs, None)
+                if found >= self.enough_s:
+                    return found
+        probs.append(stream.flush())
+        return self._seconds(probs, samples / SAMPLE_RATE)
+
+    def _seconds(self, probs: list[np.ndarray], duration_s: float | None) -> float:
+        """Speech seconds in the frames so far (a lower bound of the whole recording's)."""
+        hop_s = FRAME / SAMPLE_RATE
+        regions = speech_regions(np.concatenate(probs), hop_s, self.config, duration_s)
+        return float(sum(e - s for s, e in regions))
+
+
+def _growing_chunks(block: np.ndarray, done: int) -> Iterator[np.ndarray]:
+    """``block`` in chunks of ~1 s or an eighth of what came before, whichever is larger.
+
+    Early chunks are short, so counting stops soon after the speech starts; later ones grow, so
+    re-counting the regions after each chunk stays linear in the length of the recording.
+    """
+    start = 0
+    while start < block.size:
+        size = max(CHECK_EVERY, (done + start) // 8 // FRAME * FRAME)
+        yield block[start : start + size]
+        start += size
