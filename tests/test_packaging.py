@@ -49,6 +49,8 @@ def test_wheel_holds_the_code_the_spaces_and_the_entry_point(wheel):
     assert spaces
     for path in spaces:
         assert f"search/search_spaces/{path.name}" in names
+    for name in ("model.pt", "MODEL_CARD.md", "metrics.json", "recipe.yaml"):
+        assert f"vgd/pretrained/{name}" in names  # the built-in real-voice model ships
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     assert "vgd = vgd.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -268,10 +268,16 @@ def test_cli_promote_models_and_predict_with_the_promoted_model(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VGD_MODELS", str(tmp_path / "reg"))
     save_audio(tmp_path / "in" / "low.wav", voice(95, 3.0, seed=5), 16000)
-    code, _, err = run(capsys, "predict", tmp_path / "in")
-    assert code == 2 and f"no promoted model in {tmp_path / 'reg'}/; pass --model" in err
+    # Nothing promoted: the built-in real-voice model answers, and says so on stderr.
+    code, out, err = run(capsys, "predict", tmp_path / "in", "--format", "json")
+    assert code == 0 and "using the built-in model builtin:librispeech" in err
+    assert json.loads(out)[0]["label"] in ("female", "male", "unknown")
     code, out, _ = run(capsys, "models")
-    assert code == 0 and "no models" in out
+    assert code == 0 and "no models" in out and "* built-in  builtin:librispeech" in out
+    with monkeypatch.context() as m:
+        m.setattr("vgd.pretrained.MODEL_DIR", tmp_path / "nothing")
+        code, _, err = run(capsys, "predict", tmp_path / "in")
+        assert code == 2 and "no built-in model in this checkout; pass --model" in err
 
     m = ["--manifest", toy_manifest_of(toy_model)]
     code, out, _ = run(capsys, "promote", make_run(toy_model, tmp_path / "a", scored(0.8), "a"), *m)
@@ -283,7 +289,7 @@ def test_cli_promote_models_and_predict_with_the_promoted_model(
     code, out, _ = run(capsys, "models")
     lines = out.splitlines()
     assert code == 0 and lines[1].startswith("  v0001") and lines[2].startswith("* v0002")
-    assert "balanced_accuracy 0.7000" in lines[2]
+    assert "balanced_accuracy 0.7000" in lines[2] and lines[3].startswith("  built-in")
 
     code, out, _ = run(capsys, "predict", tmp_path / "in", "--format", "json")
     assert code == 0 and json.loads(out)[0]["label"] == "male"

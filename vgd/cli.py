@@ -266,14 +266,26 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 
 def _promoted_model(args: argparse.Namespace) -> Path:
+    """The registry's current model; with none promoted, the built-in real-voice model."""
+    from vgd import pretrained
+
     registry = _registry(args)
     version = registry.current_version()
-    if version is None:
+    if version is not None:
+        log.info("using promoted model %s (%s)", version.name, version.model)
+        return version.model
+    builtin = pretrained.builtin_model()
+    if builtin is None:
         raise RegistryError(
-            f"no promoted model in {registry.root}/; pass --model or run vgd promote"
+            f"no promoted model in {registry.root}/ and no built-in model in this checkout; "
+            "pass --model or run vgd promote"
         )
-    log.info("using promoted model %s (%s)", version.name, version.model)
-    return version.model
+    print(
+        f"vgd: no promoted model in {registry.root}/: using the built-in model "
+        f"{pretrained.describe()}",
+        file=sys.stderr,
+    )
+    return builtin
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -312,15 +324,20 @@ def _pipeline_outputs(params_path: str) -> tuple[Path, str]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from vgd import pretrained
     from vgd.registry import format_versions
 
     registry = _registry(args)
     versions = registry.versions()
-    if not versions:
-        print(f"no models in {registry.root}/ (run vgd promote)")
-        return 0
     current = registry.current_version()
-    print(format_versions(versions, current.name if current else None))
+    if versions:
+        print(format_versions(versions, current.name if current else None))
+    else:
+        print(f"no models in {registry.root}/ (run vgd promote)")
+    builtin = pretrained.builtin_model()
+    if builtin is not None:
+        mark = "*" if current is None else " "
+        print(f"{mark} built-in  {pretrained.describe()}  {builtin}")
     return 0
 
 
@@ -578,7 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_arg(p)
     p.set_defaults(func=cmd_promote)
 
-    p = sub.add_parser("models", help="list the registry's versions (* marks the current one)")
+    p = sub.add_parser(
+        "models",
+        help="list the registry's versions and the built-in model (* marks the one in use)",
+    )
     _add_registry_arg(p)
     p.set_defaults(func=cmd_models)
 
