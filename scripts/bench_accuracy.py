@@ -33,12 +33,13 @@ from vgd.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from vgd.config import ConfigError, RunConfig, TrainConfig, load_config, parse_override
 from vgd.config import to_dict as config_dict
 from vgd.corpora import build
+from vgd.crossval import test_fold_clips as fold_clips
 from vgd.dataset import make_reader
 from vgd.evaluate import EvalResult, evaluate
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError
 from vgd.progress import format_duration
-from vgd.splits import check_speaker_disjoint, speaker_folds, speaker_key
+from vgd.splits import speaker_folds, speaker_key
 from vgd.train import Trainer
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -48,26 +49,6 @@ INITS = ("scratch", "pretrained")
 TARGET = 0.97  # the issue's target for mean balanced accuracy; a label, never a result
 METRICS = ("balanced_accuracy", "accuracy", "speaker_accuracy")
 CALIBRATION = ("ece_before", "ece_after")  # test ECE at T = 1 and at the fitted temperature
-
-# ----------------------------------------------------------------------------- folds
-
-
-def fold_clips(clips: Sequence[Clip], folds: Sequence[int], k: int, seed: int) -> list[Clip]:
-    """Clips with splits for fold ``k``: test = fold k, val = fold k+1 (mod K), train = the rest."""
-    n_folds = max(folds) + 1
-    if n_folds >= 3:
-        val = {speaker_key(c) for c, f in zip(clips, folds) if f == (k + 1) % n_folds}
-    else:  # the other fold is all there is: half of its speakers validate, half train
-        rest = [c for c, f in zip(clips, folds) if f != k]
-        val = {speaker_key(c) for c, f in zip(rest, speaker_folds(rest, 2, seed + 1)) if f == 0}
-
-    def split(clip: Clip, fold: int) -> str:
-        return "test" if fold == k else "val" if speaker_key(clip) in val else "train"
-
-    out = [c.with_split(split(c, f)) for c, f in zip(clips, folds)]
-    check_speaker_disjoint(out)
-    return out
-
 
 # ----------------------------------------------------------------------------- training
 
