@@ -110,3 +110,14 @@ def test_too_few_speakers_for_the_folds_is_a_clear_error(cv_manifest, tmp_path):
     config = toy_config(cv_manifest, tmp_path)
     with pytest.raises(Exception, match="fewer than 9 folds"):
         cross_validate(config, toy_run(cv_manifest, tmp_path), folds=9)
+
+
+def test_params_yaml_carries_cv_to_the_search(tmp_path):
+    from vgd.params import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("search:\n  name: real\n  space: wide\n  cv: 5\n")
+    assert load_params(path).search_config.cv == 5
+    path.write_text("search:\n  name: real\n  cv: 1\n")
+    with pytest.raises(ConfigError, match="search.cv"):
+        load_params(path)
