@@ -61,9 +61,11 @@ def build_model(spec: ModelSpec) -> VoiceGenderNet:
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` through a temporary file and a rename."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` through a temporary file and a rename; the same object, the same bytes."""
+    # Through a file object: given a path, torch names the archive's folder after the (random)
+    # temporary file's name, so two saves of one model would differ.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
     return Path(path)
 
 

@@ -1,0 +1,60 @@
+"""scripts/real_model.py on a tiny fake LibriSpeech tree: paired folds, a reproducible model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from test_bench_accuracy import fake_librispeech
+
+from vgd.checkpoint import load_checkpoint
+from vgd.config import TrainConfig, apply_overrides, save_config
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "real_model.py"
+TINY = {"model.width": 4, "model.n_blocks": 2, "window.seconds": 1.0, "optim.epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("real_model", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_paired_folds_then_the_same_model_twice(script, tmp_path):
+    root = tmp_path / "LibriSpeech"
+    sex = fake_librispeech(root, speakers=12)
+    recipe = tmp_path / "recipe.yaml"
+    save_config(apply_overrides(TrainConfig(), TINY), recipe)
+    common = ["--root", str(root), "--recipe", str(recipe), "--threads", "1", "--cache-dir", ""]
+    out = tmp_path / "out"
+    args = [*common, "--seeds", "1", "--folds", "3", "--compare", "--out", str(out)]
+    assert script.main([*args, "--model-dir", str(tmp_path / "a")]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert set(report["runs"]) == {"recipe", "default"}
+    for rows in report["runs"].values():
+        assert [(r["seed"], r["fold"]) for r in rows] == [(1, 0), (1, 1), (1, 2)]
+        assert sum(r["n_test"] for r in rows) == len(sex)  # every speaker tested once
+    diffs = [f["difference"] for f in report["paired"]["folds"]]
+    recipe_scores = [r["balanced_accuracy"] for r in report["runs"]["recipe"]]
+    default_scores = [r["balanced_accuracy"] for r in report["runs"]["default"]]
+    assert diffs == pytest.approx([r - d for r, d in zip(recipe_scores, default_scores)])
+    assert report["paired"]["mean_difference"] == pytest.approx(sum(diffs) / 3)
+    assert (out / "comparison.png").stat().st_size > 0
+
+    # The final model again, from the same fold results: the same bytes.
+    again = [*common, "--out", str(out), "--final-only", "--model-dir", str(tmp_path / "b")]
+    assert script.main(again) == 0
+    first, second = (tmp_path / d / "model.pt" for d in ("a", "b"))
+    assert first.read_bytes() == second.read_bytes()
+    loaded = load_checkpoint(first)
+    temperatures = sorted(r["temperature"] for r in report["runs"]["recipe"])
+    assert loaded.spec.temperature == pytest.approx(temperatures[1])  # the median of three
+    card = (tmp_path / "a" / "MODEL_CARD.md").read_text()
+    assert "3 outer folds" in card and "CC BY 4.0" in card
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["cv"]["balanced_accuracy"]["mean"] == pytest.approx(sum(recipe_scores) / 3)
