@@ -7,8 +7,9 @@
 1. Cross-validates the recipe (the configuration the search chose) over ``seeds × folds``
    speaker-disjoint outer folds (test = fold k, val = fold k+1, train = the rest). The fold seeds
    are not the search's (seed 0), so these folds are fresh data for the comparison.
-2. With ``--compare``, trains the default configuration on the same folds and prints the paired
-   table (per fold: default, recipe, difference) with the mean difference and its spread.
+2. With ``--compare``, trains the baseline (vgd's default configuration, or ``--baseline``) on
+   the same folds and prints the paired table (per fold: baseline, recipe, difference) with the
+   mean difference and its spread. A recipe equal to the baseline has nothing to compare.
 3. Unless ``--no-final``, trains the recipe on every speaker for the median best epoch of the
    folds, sets the median of the fold temperatures (each fitted on its fold's validation
    speakers), and writes the checkpoint, its metrics.json and MODEL_CARD.md into --model-dir
@@ -121,14 +122,14 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def paired(default: list[dict], recipe: list[dict]) -> dict[str, Any]:
-    """Recipe minus default balanced accuracy, fold by fold, and what it adds up to."""
+    """Recipe minus baseline balanced accuracy, fold by fold, and what it adds up to."""
     diffs = [r["balanced_accuracy"] - d["balanced_accuracy"] for d, r in zip(default, recipe)]
     return {
         "folds": [
             {
                 "seed": d["seed"],
                 "fold": d["fold"],
-                "default": d["balanced_accuracy"],
+                "baseline": d["balanced_accuracy"],
                 "recipe": r["balanced_accuracy"],
                 "difference": x,
             }
@@ -138,21 +139,21 @@ def paired(default: list[dict], recipe: list[dict]) -> dict[str, Any]:
         "std_difference": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
         "recipe_better": sum(x > 0 for x in diffs),
         "equal": sum(x == 0 for x in diffs),
-        "default_better": sum(x < 0 for x in diffs),
+        "baseline_better": sum(x < 0 for x in diffs),
     }
 
 
 def paired_lines(p: dict[str, Any]) -> list[str]:
-    lines = [f"{'seed':>4} {'fold':>4} {'default':>8} {'recipe':>8} {'diff':>8}"]
+    lines = [f"{'seed':>4} {'fold':>4} {'baseline':>8} {'recipe':>8} {'diff':>8}"]
     for f in p["folds"]:
         lines.append(
-            f"{f['seed']:>4} {f['fold'] + 1:>4} {f['default']:>8.4f} {f['recipe']:>8.4f} "
+            f"{f['seed']:>4} {f['fold'] + 1:>4} {f['baseline']:>8.4f} {f['recipe']:>8.4f} "
             f"{f['difference']:>+8.4f}"
         )
     lines.append(
         f"mean difference {p['mean_difference']:+.4f} ± {p['std_difference']:.4f} (sample std over "
         f"{len(p['folds'])} folds); recipe better on {p['recipe_better']}, equal on {p['equal']}, "
-        f"default better on {p['default_better']}"
+        f"baseline better on {p['baseline_better']}"
     )
     return lines
 
@@ -232,7 +233,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recipe", default=str(MODEL_DIR / "recipe.yaml"), help="training config YAML")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="fold seeds (search: 0)")
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--compare", action="store_true", help="also the default config, paired")
+    p.add_argument("--compare", action="store_true", help="also the baseline config, paired")
+    p.add_argument("--baseline", help="baseline config YAML for --compare (default: vgd's)")
     p.add_argument("--no-final", action="store_true", help="measure only; write no model")
     p.add_argument(
         "--final-only", action="store_true", help="train the final model from --out's results"
@@ -263,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads(results.read_text()) if args.final_only else measure(args, recipe, clips)
     if not args.no_final:
         run = RunConfig(str(args.root), "cpu", threads=args.threads, cache_dir=args.cache_dir)
-        rows, cv = report["runs"]["recipe"], report["summary"]["recipe"]
+        name = _run_of(report, recipe)
+        rows, cv = report["runs"][name], report["summary"][name]
         path = train_final(recipe, run, clips, rows, args.model_dir, cv)
         digest = file_hash(path, hashlib.sha256())
         report["model"] = {"path": str(path), "sha256": digest}
@@ -275,10 +278,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _run_of(report: dict[str, Any], recipe: TrainConfig) -> str:
+    """The measured run whose config is the recipe (a --final-only run may name either)."""
+    for name, config in report["configs"].items():
+        if config == to_dict(recipe):
+            return name
+    raise SystemExit("real_model: error: no measured run used this recipe (measure it first)")
+
+
 def measure(args: argparse.Namespace, recipe: TrainConfig, clips: list[Clip]) -> dict[str, Any]:
     """The outer CV of the recipe (and the default, paired), printed and saved."""
     run = RunConfig(str(args.root), args.device, threads=args.threads, cache_dir=args.cache_dir)
-    configs = {"recipe": recipe, **({"default": TrainConfig()} if args.compare else {})}
+    baseline = load_config(args.baseline) if args.baseline else TrainConfig()
+    compare = args.compare and baseline != recipe
+    if args.compare and not compare:
+        print("the recipe is the baseline configuration: nothing to compare", flush=True)
+    configs = {"recipe": recipe, **({"baseline": baseline} if compare else {})}
     report: dict[str, Any] = {
         "root": str(args.root),
         "seeds": args.seeds,
@@ -290,8 +305,9 @@ def measure(args: argparse.Namespace, recipe: TrainConfig, clips: list[Clip]) ->
     cross_validate_outer(configs, run, clips, args, report)
     for name, s in report["summary"].items():
         print(summary_line(name, s))
-    if args.compare:
-        report["paired"] = paired(report["runs"]["default"], report["runs"]["recipe"])
+    report["baseline"] = args.baseline or "vgd defaults"
+    if compare:
+        report["paired"] = paired(report["runs"]["baseline"], report["runs"]["recipe"])
         print("\n".join(paired_lines(report["paired"])))
         plot(report, args.out / "comparison.png")
     return report

@@ -35,13 +35,13 @@ def test_paired_folds_then_the_same_model_twice(script, tmp_path):
     args = [*common, "--seeds", "1", "--folds", "3", "--compare", "--out", str(out)]
     assert script.main([*args, "--model-dir", str(tmp_path / "a")]) == 0
     report = json.loads((out / "results.json").read_text())
-    assert set(report["runs"]) == {"recipe", "default"}
+    assert set(report["runs"]) == {"recipe", "baseline"}
     for rows in report["runs"].values():
         assert [(r["seed"], r["fold"]) for r in rows] == [(1, 0), (1, 1), (1, 2)]
         assert sum(r["n_test"] for r in rows) == len(sex)  # every speaker tested once
     diffs = [f["difference"] for f in report["paired"]["folds"]]
     recipe_scores = [r["balanced_accuracy"] for r in report["runs"]["recipe"]]
-    default_scores = [r["balanced_accuracy"] for r in report["runs"]["default"]]
+    default_scores = [r["balanced_accuracy"] for r in report["runs"]["baseline"]]
     assert diffs == pytest.approx([r - d for r, d in zip(recipe_scores, default_scores)])
     assert report["paired"]["mean_difference"] == pytest.approx(sum(diffs) / 3)
     assert (out / "comparison.png").stat().st_size > 0
