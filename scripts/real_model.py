@@ -170,7 +170,13 @@ def summary_line(name: str, s: dict[str, dict[str, float]]) -> str:
 
 
 def train_final(
-    config: TrainConfig, run: RunConfig, clips: list[Clip], rows: list[dict], out: Path, cv: dict
+    config: TrainConfig,
+    run: RunConfig,
+    clips: list[Clip],
+    rows: list[dict],
+    out: Path,
+    cv: dict,
+    device: str,
 ) -> Path:
     """The recipe on every speaker for the folds' median best epoch, at their median temperature."""
     epochs = int(statistics.median(r["best_epoch"] for r in rows))
@@ -194,7 +200,15 @@ def train_final(
         "cv_k": len({r["fold"] for r in rows}),
         "epochs": epochs,
         "temperature": temperature,
+        "temperature_range": [
+            min(r["temperature"] for r in rows),
+            max(r["temperature"] for r in rows),
+        ],
+        "cv_device": device,
     }  # no timings: the same command must write the same bytes
+    # Fresh objects as from JSON: pickle shares repeated objects (an interned "cpu" with the
+    # tensors' storage location), so identity must not depend on where the values came from.
+    metrics = json.loads(json.dumps(metrics))
     print(f"final model: {epochs} epochs on every speaker in {result.seconds:.0f} s")
     path = save_checkpoint(out / "model.pt", result.model, final, metrics)
     speakers = {
@@ -267,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         run = RunConfig(str(args.root), "cpu", threads=args.threads, cache_dir=args.cache_dir)
         name = _run_of(report, recipe)
         rows, cv = report["runs"][name], report["summary"][name]
-        path = train_final(recipe, run, clips, rows, args.model_dir, cv)
+        path = train_final(recipe, run, clips, rows, args.model_dir, cv, report["device"])
         digest = file_hash(path, hashlib.sha256())
         report["model"] = {"path": str(path), "sha256": digest}
         size = path.stat().st_size / 1024
