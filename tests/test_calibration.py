@@ -35,6 +35,18 @@ def test_the_fitted_temperature_undoes_overconfidence():
     assert np.array_equal(before.argmax(1), after.argmax(1))  # decisions do not change
 
 
+def test_a_validation_set_with_no_errors_does_not_make_the_model_certain():
+    # 40 clips, every one right with a margin of 2: plain NLL would drive T to the grid's floor.
+    logits = [
+        np.array([[0.0, 2.0]] * 3) if i % 2 else np.array([[2.0, 0.0]] * 3) for i in range(40)
+    ]
+    targets = np.array([i % 2 for i in range(40)])
+    t = fit_temperature(logits, targets)
+    confidence = pooled_probs(logits, t).max(axis=1)
+    assert t > 0.1 and confidence.max() < 0.99  # Laplace: about 41/42 = 0.976
+    assert abs(confidence.mean() - 41 / 42) < 0.02
+
+
 def test_ece_by_hand():
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
     targets = np.array([0, 1, 1, 1])

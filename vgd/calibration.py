@@ -65,11 +65,26 @@ def nll(probs: np.ndarray, targets: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(targets)), targets], 1e-7, 1.0))))
 
 
+def smoothed_nll(probs: np.ndarray, targets: np.ndarray) -> float:
+    """Cross-entropy against Laplace-smoothed labels: 1 - 1/(n+2) on the true one, the rest shared.
+
+    Plain NLL on a validation set that the model gets entirely right falls without end as the
+    temperature shrinks, so a small set of easy speakers would fit T at the grid's floor and
+    make every later answer look certain; after n right answers of n, Laplace's rule says the
+    next one is right with probability (n+1)/(n+2), and that is what the fit aims for.
+    """
+    n, k = probs.shape
+    eps = 1.0 / (n + 2)
+    soft = np.full((n, k), eps / max(k - 1, 1))
+    soft[np.arange(n), targets] = 1.0 - eps
+    return float(-np.mean(np.sum(soft * np.log(np.clip(probs, 1e-7, 1.0)), axis=1)))
+
+
 def fit_temperature(logits: Sequence[np.ndarray], targets: np.ndarray) -> float:
-    """The temperature on a log grid with the lowest pooled NLL (1.0 when there is no data)."""
+    """The temperature on a log grid with the lowest pooled, smoothed NLL (1.0 with no data)."""
     if len(logits) == 0:
         return 1.0
-    losses = [nll(pooled_probs(logits, t), targets) for t in TEMPERATURES]
+    losses = [smoothed_nll(pooled_probs(logits, t), targets) for t in TEMPERATURES]
     return float(TEMPERATURES[int(np.argmin(losses))])
 
 
