@@ -38,12 +38,19 @@ def test_the_card_reports_the_measured_figures(tmp_path):
         "cv_k": 5,
         "epochs": 17,
         "temperature": 1.437,
+        "calibration": {
+            "clips": 502,
+            "ece_before": 0.0612,
+            "ece_after": 0.0234,
+            "fold_temperatures": [0.05, 1.6, 0.9],
+        },
     }
     card = model_card(TrainConfig(), metrics, {"female": 125, "male": 126}, 251)
     assert "| balanced accuracy | 0.9812 | 0.0123 | 0.9577 | 1.0000 |" in card
     assert "| recall female | 0.9750 |" in card and "| recall male | 0.9870 |" in card
     assert "125 female, 126 male" in card and "(17)" in card and "(1.437)" in card
     assert "10 outer folds" in card and "2 fold seeds × 5 folds" in card
+    assert "502 pooled out-of-fold" in card and "0.0612 at T = 1" in card and "0.050 to\n" in card
 
 
 def test_a_checkout_without_the_model_says_none(monkeypatch, tmp_path):

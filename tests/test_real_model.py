@@ -6,9 +6,11 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_bench_accuracy import fake_librispeech
 
+from vgd.calibration import fit_temperature
 from vgd.checkpoint import load_checkpoint
 from vgd.config import TrainConfig, apply_overrides, save_config
 
@@ -52,8 +54,12 @@ def test_paired_folds_then_the_same_model_twice(script, tmp_path):
     first, second = (tmp_path / d / "model.pt" for d in ("a", "b"))
     assert first.read_bytes() == second.read_bytes()
     loaded = load_checkpoint(first)
-    temperatures = sorted(r["temperature"] for r in report["runs"]["recipe"])
-    assert loaded.spec.temperature == pytest.approx(temperatures[1])  # the median of three
+    # The temperature is fitted on every fold's out-of-fold test logits together.
+    rows = report["runs"]["recipe"]
+    logits = [np.array(z, dtype=np.float32) for r in rows for z in r["oof_logits"]]
+    targets = np.array([t for r in rows for t in r["oof_targets"]])
+    assert len(targets) == len(sex)
+    assert loaded.spec.temperature == pytest.approx(fit_temperature(logits, targets))
     card = (tmp_path / "a" / "MODEL_CARD.md").read_text()
     assert "3 outer folds" in card and "CC BY 4.0" in card
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
