@@ -24,6 +24,17 @@ def voice(f0: float, seconds: float, rate: int = 16000, seed: int = 0) -> np.nda
     return (0.1 * wave + 0.005 * rng.standard_normal(t.size)).astype(np.float32)
 
 
+def load_script(name: str):
+    """A script of scripts/ as a module, so tests call its functions and its main()."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_toy_corpus(
     root: Path, speakers: int = 12, utterances: int = 2, seconds: float = 1.5
 ) -> Path:

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import voice
+from conftest import load_script, voice
 from vgd.audio import save_audio
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_accuracy.py"
 TINY = ["model.width=4", "model.n_blocks=2", "window.seconds=1.0", "optim.epochs=2"]
 TINY += ["optim.batch_size=4"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_accuracy")
 
 
 def fake_librispeech(root: Path, speakers: int = 10) -> dict[str, str]:

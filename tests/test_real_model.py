@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from test_bench_accuracy import fake_librispeech
 
+from conftest import load_script
 from vgd.calibration import fit_temperature
 from vgd.checkpoint import load_checkpoint
 from vgd.config import TrainConfig, apply_overrides, save_config
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "real_model.py"
 TINY = {"model.width": 4, "model.n_blocks": 2, "window.seconds": 1.0, "optim.epochs": 2}
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("real_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("real_model")
 
 
 @pytest.mark.slow

@@ -231,12 +231,3 @@ def cross_validate(
     for cb in callbacks:
         cv.add_callback(cb)
     return cv.fit()
-
-
-def describe(result: CVResult) -> str:
-    """One line: the best epoch's mean validation balanced accuracy ± spread over the folds."""
-    b = {k: result.best.get(f"val_balanced_accuracy{k}", math.nan) for k in ("", "_std", "_min")}
-    return (
-        f"{result.folds}-fold CV: val balanced accuracy {b['']:.4f} ± {b['_std']:.4f} "
-        f"(min {b['_min']:.4f}) at epoch {result.best_epoch} of {len(result.history)}"
-    )
