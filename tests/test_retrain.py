@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from conftest import toy_config, write_toy_corpus
-from vgd.calibration import expected_calibration_error, pooled_probs, window_logits
+from vgd.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    pooled_probs,
+    smoothed_nll,
+    window_logits,
+)
 from vgd.checkpoint import load_checkpoint
 from vgd.config import SplitConfig, from_dict, save_config
 from vgd.manifest import read_manifest, write_manifest
@@ -60,10 +66,15 @@ def test_retrained_model_is_calibrated_on_held_out_speakers(tmp_path: Path):
     )
     loaded = load_checkpoint(stage_retrain(params, progress=False)["model"])
     assert loaded.spec.temperature != 1.0
-    # the held-out speakers' ECE, recomputed from the checkpoint: no worse after scaling
+    # Recomputed from the checkpoint on the held-out speakers: the temperature is the one that
+    # fits them best (the fit's own loss; ECE is binned and may move either way on a few clips),
+    # and the checkpoint reports their ECE before and after.
     held = calibration_split(clips, 0.5)[1]
     logits, targets = window_logits(loaded.model, loaded.spec, held, reader=None)
+    t = loaded.spec.temperature
+    assert t == fit_temperature(logits, targets)
+    fitted = smoothed_nll(pooled_probs(logits, t), targets)
+    assert fitted <= smoothed_nll(pooled_probs(logits, 1.0), targets) + 1e-12
     before = expected_calibration_error(pooled_probs(logits, 1.0), targets)
-    after = expected_calibration_error(pooled_probs(logits, loaded.spec.temperature), targets)
-    assert after <= before
+    after = expected_calibration_error(pooled_probs(logits, t), targets)
     assert loaded.metrics["val_ece_after"] == after and loaded.metrics["val_ece_before"] == before
