@@ -33,6 +33,7 @@ from vgd.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from vgd.config import ConfigError, RunConfig, TrainConfig, load_config, parse_override
 from vgd.config import to_dict as config_dict
 from vgd.corpora import build
+from vgd.crossval import fold_summary
 from vgd.crossval import test_fold_clips as fold_clips
 from vgd.dataset import make_reader
 from vgd.evaluate import EvalResult, evaluate
@@ -120,19 +121,10 @@ def misclassified(res: EvalResult) -> list[dict[str, Any]]:
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean, sample std (ddof 1), min and max over folds of every numeric score."""
-    keys = [k for k in rows[0] if k in METRICS + CALIBRATION or k.startswith("recall_")]
-    out = {}
-    for key in keys:
-        v = np.array([r[key] for r in rows], dtype=float)
-        std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-        out[key] = {
-            "mean": float(v.mean()),
-            "std": std,
-            "min": float(v.min()),
-            "max": float(v.max()),
-        }
-    return out
+    """Mean, sample std, min and max over folds of every score."""
+    return fold_summary(
+        rows, [k for k in rows[0] if k in METRICS + CALIBRATION or k.startswith("recall_")]
+    )
 
 
 def fold_line(init: str, k: int, n_folds: int, row: dict, done: int, total: int, t0: float) -> str:

@@ -36,7 +36,7 @@ from vgd.calibration import expected_calibration_error, fit_temperature, pooled_
 from vgd.checkpoint import LoadedModel, save_checkpoint
 from vgd.config import RunConfig, TrainConfig, apply_overrides, load_config, to_dict
 from vgd.corpora import build
-from vgd.crossval import test_fold_clips
+from vgd.crossval import fold_summary, test_fold_clips
 from vgd.dataset import make_reader
 from vgd.evaluate import evaluate
 from vgd.io import atomic_write_json, atomic_write_text
@@ -116,22 +116,12 @@ def fold_text(row: dict[str, Any]) -> str:
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean, sample std, min and max over folds of every score."""
-    keys = [k for k in rows[0] if k in SCORES or k.startswith("recall_")]
-    out = {}
-    for key in keys:
-        v = np.array([r[key] for r in rows], dtype=float)
-        out[key] = {
-            "mean": float(v.mean()),
-            "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "min": float(v.min()),
-            "max": float(v.max()),
-        }
-    return out
+    return fold_summary(rows, [k for k in rows[0] if k in SCORES or k.startswith("recall_")])
 
 
-def paired(default: list[dict], recipe: list[dict]) -> dict[str, Any]:
+def paired(baseline: list[dict], recipe: list[dict]) -> dict[str, Any]:
     """Recipe minus baseline balanced accuracy, fold by fold, and what it adds up to."""
-    diffs = [r["balanced_accuracy"] - d["balanced_accuracy"] for d, r in zip(default, recipe)]
+    diffs = [r["balanced_accuracy"] - d["balanced_accuracy"] for d, r in zip(baseline, recipe)]
     return {
         "folds": [
             {
@@ -141,7 +131,7 @@ def paired(default: list[dict], recipe: list[dict]) -> dict[str, Any]:
                 "recipe": r["balanced_accuracy"],
                 "difference": x,
             }
-            for d, r, x in zip(default, recipe, diffs)
+            for d, r, x in zip(baseline, recipe, diffs)
         ],
         "mean_difference": statistics.fmean(diffs),
         "std_difference": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
@@ -248,7 +238,7 @@ def train_final(
 
 
 def plot(report: dict[str, Any], path: Path) -> Path:
-    """Balanced accuracy per fold, default against recipe, paired by fold."""
+    """Balanced accuracy per fold, baseline against recipe, paired by fold."""
     from vgd.plots import pyplot, save_figure
 
     plt = pyplot()

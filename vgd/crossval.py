@@ -106,6 +106,20 @@ class _CVState:
             self.stopped = patience > 0 and self.bad_epochs >= patience
 
 
+def fold_summary(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, dict]:
+    """Mean, sample std (ddof 1), min and max over outer folds of each of ``keys``."""
+    out = {}
+    for key in keys:
+        v = [float(r[key]) for r in rows]
+        out[key] = {
+            "mean": statistics.fmean(v),
+            "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+            "min": min(v),
+            "max": max(v),
+        }
+    return out
+
+
 def aggregate(epoch: int, per_fold: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One epoch's fold metrics → their means, with spread for the validation score and loss."""
     out: dict[str, Any] = {"epoch": epoch, "folds": len(per_fold)}
