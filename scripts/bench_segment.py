@@ -1,14 +1,16 @@
 """Segmentation on real speech: conversations of LibriSpeech speakers the model never trained on.
 
     python scripts/bench_segment.py [--fold K | --all-folds] [--folds 5] [--seed 0]
-        [--model CHECKPOINT] [--set key=value ...] [--conversations 4] [--hour [--repeats 3]]
+        [--model CHECKPOINT | --reuse-models] [--set key=value ...] [--conversations 4]
+        [--hour [--repeats 3]]
         [--root ../shared/data/LibriSpeech] [--work runs/bench_segment]
         [--out results/bench/segment]
 
 For fold K of the speaker-disjoint folds (the same as scripts/bench_accuracy.py: test = fold K,
 validation = fold K+1, training = the rest) a model is trained from scratch (the default
 recipe, ``--set`` changes it) unless ``--model`` names one, which must not have trained on fold
-K's speakers. Fold K's speakers, women and men alternating, become ``--conversations``
+K's speakers, or ``--reuse-models`` finds the one an earlier run trained for fold K under
+--work. Fold K's speakers, women and men alternating, become ``--conversations``
 recordings with pauses of faint noise (0.3-2 s) and non-speech inserts (synthetic music,
 coloured noise, tones; 2-8 s) between turns; the reference says where each utterance's speech
 is (frame energy: pauses of 0.3 s or more inside an utterance are non-speech). ``vgd segment``
@@ -319,6 +321,10 @@ def score_files(
 
 def train_fold(args: argparse.Namespace, clips: list[Clip], folds: list[int], k: int) -> Path:
     """Train on every fold but K (K+1 validates), save under --work; the checkpoint's path."""
+    saved = Path(args.work) / f"fold{k}" / "model.pt"
+    if args.reuse_models and saved.is_file():
+        print(f"fold {k}: reusing {saved} (trained by an earlier run without fold {k})")
+        return saved
     config = load_config(args.config, dict(parse_override(x) for x in args.set or []))
     fold = _bench_accuracy().fold_clips(clips, folds, k, args.seed)
     run = RunConfig(str(args.root), threads=args.threads)
@@ -450,6 +456,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", help="a checkpoint that never trained on the fold's speakers")
     p.add_argument("--config", help="YAML training config (defaults when omitted)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
+    p.add_argument(
+        "--reuse-models",
+        action="store_true",
+        help="score with the fold models an earlier run saved under --work instead of training",
+    )
     p.add_argument("--conversations", type=int, default=4)
     p.add_argument("--hour", action="store_true", help="time one long recording instead")
     p.add_argument("--minutes", type=float, default=60.0, help="length of the --hour recording")

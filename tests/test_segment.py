@@ -36,6 +36,7 @@ from vgd.segment import (
     format_segments,
     min_turn_path,
     segment_paths,
+    tighten_speech,
     to_segments,
     window_plan,
     write_per_file,
@@ -162,6 +163,47 @@ def test_turns_in_separate_speech_regions_are_kept_however_short() -> None:
     ]
 
 
+def _db(*parts: tuple[int, float]) -> np.ndarray:
+    """Frame energies: (frames, dB) parts one after another."""
+    return np.concatenate([np.full(n, level) for n, level in parts])
+
+
+def test_tightened_speech_ends_where_the_signal_falls_to_the_floor() -> None:
+    # 1 s floor, 3 s speech, 1 s floor; the VAD's region starts 0.05 s early, ends 0.15 s late
+    db = _db((100, -60.0), (300, -20.0), (100, -60.0))
+    assert tighten_speech([(95, 415)], db, margin_db=15.0, min_pause=30) == [(100, 400)]
+    # a word's tail 10 dB over the floor is under the margin: not speech; at 20 dB it is
+    tail = _db((100, -60.0), (280, -20.0), (20, -50.0), (100, -60.0))
+    assert tighten_speech([(95, 415)], tail, 15.0, 30) == [(100, 380)]
+    assert tighten_speech([(95, 415)], tail, 5.0, 30) == [(100, 400)]
+
+
+def test_tightening_cuts_long_pauses_bridges_short_ones_and_never_grows() -> None:
+    db = _db((50, -60.0), (100, -25.0), (40, -60.0), (100, -25.0), (10, -60.0), (100, -25.0))
+    got = tighten_speech([(50, 400)], db, margin_db=15.0, min_pause=30)
+    assert got == [(50, 150), (190, 400)]  # the 0.4 s pause cut, the 0.1 s one bridged
+    # the region is a subset of what the VAD said, even where loud frames lie outside it
+    assert tighten_speech([(60, 140)], db, 15.0, 30) == [(60, 140)]
+    # no frame stands out (speech as loud as the noise around it): the VAD's region stays
+    flat = np.full(500, -30.0)
+    assert tighten_speech([(100, 300)], flat, 15.0, 30) == [(100, 300)]
+
+
+def test_a_pause_inside_a_turn_is_nonspeech_without_splitting_the_turn() -> None:
+    p = np.r_[np.full(150, 0.9), np.full(40, 0.5), np.full(150, 0.3)]  # mostly female
+    names, speech, voiced = ("female", "male"), [(0, 340)], [(0, 150), (190, 340)]
+    config = SegmentConfig(min_confidence=0.0)  # labels as decoded, none called unknown
+    segs = decode(speech, _posteriors(p), np.full(340, 0.9), names, 3.4, config, voiced)
+    assert [(s.label, s.start, s.end) for s in segs] == [
+        ("female", 0.0, 1.5),
+        (NONSPEECH, 1.5, 1.9),
+        ("female", 1.9, 3.4),
+    ]
+    # decoded region by region, the 1.5 s after the pause would be its own (male) turn
+    alone = decode(voiced, _posteriors(p), np.full(340, 0.9), names, 3.4, config)
+    assert [s.label for s in alone] == ["female", NONSPEECH, "male"]
+
+
 def test_low_confidence_speech_is_unknown_and_merges() -> None:
     p = np.r_[np.full(300, 0.6), np.full(300, 0.35), np.full(300, 0.95)]
     labels = np.r_[np.zeros(300, int), np.ones(300, int), np.zeros(300, int)]
@@ -201,7 +243,7 @@ def test_summary_and_config_validation() -> None:
     assert (
         FileSegments("b.wav", 3.0, [Segment(0, 3, NONSPEECH, 1)]).summary()["women_share"] is None
     )
-    for bad in ({"hop_s": 0}, {"min_turn_s": -1}, {"min_confidence": 1.5}):
+    for bad in ({"hop_s": 0}, {"min_turn_s": -1}, {"min_confidence": 1.5}, {"edge_margin_db": 0}):
         with pytest.raises(ValueError, match="SegmentConfig"):
             SegmentConfig(**bad)
 

@@ -208,7 +208,10 @@ def _segment_config(args: argparse.Namespace):
 
     try:
         return SegmentConfig(
-            min_confidence=args.min_confidence, hop_s=args.hop, min_turn_s=args.min_turn
+            min_confidence=args.min_confidence,
+            hop_s=args.hop,
+            min_turn_s=args.min_turn,
+            edge_margin_db=args.edge_margin if args.edge_margin > 0 else None,
         )
     except ValueError as e:
         print(f"vgd: error: {e}", file=sys.stderr)
@@ -463,6 +466,13 @@ def _add_segment_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.hop_s,
         help="gender window hop, seconds (default: %(default)s)",
+    )
+    p.add_argument(
+        "--edge-margin",
+        type=float,
+        default=d.edge_margin_db,
+        help="dB over the local noise floor that speech edges are moved in to; 0 keeps the "
+        "VAD's edges (default: %(default)s)",
     )
 
 
