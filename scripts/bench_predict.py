@@ -106,30 +106,45 @@ def long_recording(model_path: Path, audio: Path, threads: int, device: str) -> 
     }
 
 
-def files_throughput(
-    loaded: LoadedModel, folder: Path, n_files: int, workers: int, vad: bool, repeats: int = 3
-) -> dict:
-    """Files/s of ``predict_paths`` (decode, VAD, windows, batch 64) over ``n_files`` 3-s FLACs.
+def write_files(folder: Path, n_files: int, kind: str) -> None:
+    """``n_files`` 3-s FLACs: synthetic voices (speech: the VAD stops after its first second or
+    so) or harmonic tones (the VAD reads them to the end and calls them non-speech: its worst
+    case)."""
+    from vgd.synth import speaker_params, synthesize
 
-    The files are harmonic tones, which the VAD reads to the end and calls non-speech: its
-    worst case (on speech it stops after the first second or so).
-    """
-    from vgd.predict import PredictConfig, predict_paths
-
-    if not any(folder.glob("*.flac")):
-        rng = np.random.default_rng(1)
-        for i in range(n_files):
-            t = np.arange(48000) / 16000
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    t = np.arange(48000) / 16000
+    for i in range(n_files):
+        if kind == "voices":
+            params = speaker_params(i % 40, ("female", "male")[i % 2], seed=1)
+            wave = synthesize(params, i // 40, seed=1, sample_rate=16000, duration_s=3.0)
+        else:
             wave = sum(np.sin(2 * np.pi * (100 + i % 120) * k * t) / k for k in range(1, 10))
             wave = 0.05 * wave + 0.003 * rng.standard_normal(t.size)
-            sf.write(str(folder / f"{i:04d}.flac"), wave.astype(np.float32), 16000)
+        sf.write(str(folder / f"{i:04d}.flac"), np.asarray(wave, dtype=np.float32), 16000)
+
+
+def files_throughput(
+    loaded: LoadedModel, folder: Path, workers: int, vad: bool, repeats: int = 3
+) -> dict:
+    """Files/s of ``predict_paths`` (decode, VAD, windows, batch 64) over the files in
+    ``folder``: the median of ``repeats`` runs."""
+    from vgd.predict import PredictConfig, predict_paths
+
     config = PredictConfig() if vad else PredictConfig(vad=None)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         preds = predict_paths(loaded, [folder], 64, False, workers, config)
         rates.append(len(preds) / (time.perf_counter() - start))
-    return {"workers": workers, "vad": vad, "files_per_s": float(np.median(rates)), "range": rates}
+    return {
+        "files": folder.name,
+        "workers": workers,
+        "vad": vad,
+        "files_per_s": float(np.median(rates)),
+        "range": rates,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,19 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     with tempfile.TemporaryDirectory() as tmp:
-        clips = Path(tmp) / "clips"
-        clips.mkdir()
-        runs = ((1, True), (0, True), (0, False))
-        report["files"] = [files_throughput(loaded, clips, args.files, w, v) for w, v in runs]
-        for r in report["files"]:
-            lo, hi = min(r["range"]), max(r["range"])
-            label = ("auto" if r["workers"] == 0 else str(r["workers"])) + (
-                "" if r["vad"] else ", --no-vad"
-            )
-            print(
-                f"vgd predict, {args.files} 3-s files, decode workers {label}: "
-                f"{r['files_per_s']:.0f} files/s median (range {lo:.0f}–{hi:.0f})"
-            )
+        report["files"] = []
+        for kind in ("voices", "tones"):
+            write_files(Path(tmp) / kind, args.files, kind)
+            for workers, vad in ((1, True), (0, True), (0, False)):
+                r = files_throughput(loaded, Path(tmp) / kind, workers, vad)
+                report["files"].append(r)
+                lo, hi = min(r["range"]), max(r["range"])
+                label = ("auto" if workers == 0 else str(workers)) + ("" if vad else ", --no-vad")
+                print(
+                    f"vgd predict, {args.files} 3-s {kind}, decode workers {label}: "
+                    f"{r['files_per_s']:.0f} files/s median (range {lo:.0f}–{hi:.0f})"
+                )
         model_path = Path(args.model) if args.model else Path(tmp) / "model.pt"
         if not args.model:
             save_checkpoint(model_path, loaded.model, loaded.recipe)

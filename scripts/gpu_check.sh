@@ -60,7 +60,7 @@ $PY -c "import json; print(json.dumps({'trial_seconds': $trial_end - $trial_star
 
 echo "== prediction speed"
 timeout 150 $PY scripts/bench_predict.py --device "$DEVICE" --model "$OUT/trial/model.pt" \
-  --threads 8 --minutes 60 --out "$OUT/predict.json" 2>&1 | tail -8 || true
+  --threads 8 --minutes 60 --out "$OUT/predict.json" 2>&1 | tail -11 || true
 
 $PY - "$OUT" <<'PY'
 import json, sys
@@ -92,7 +92,7 @@ for r in predict.get("clips", []):
     rows.append((f"model only, batch {r['batch']}", f"{r['clips_per_s']:,.0f} clips/s"))
 for r in predict.get("files", []):
     vad = "" if r.get("vad", True) else ", no VAD"
-    rows.append((f"vgd predict, workers {r['workers'] or 'auto'}{vad}", f"{r['files_per_s']:,.0f} files/s"))
+    rows.append((f"vgd predict, {r.get('files', 'tones')}, workers {r['workers'] or 'auto'}{vad}", f"{r['files_per_s']:,.0f} files/s"))
 if "long" in predict:
     rows.append(("60-minute file", f"{predict['long']['predict_seconds']:.2f} s"))
 width = max(len(k) for k, _ in rows)

@@ -109,6 +109,38 @@ def test_streaming_matches_one_call(detector: SpeechDetector) -> None:
     np.testing.assert_array_equal(detector.frame_probs(wave, SR), whole)  # no state leaks
 
 
+def test_batched_starts_match_fresh_streams(detector: SpeechDetector) -> None:
+    starts = np.stack([signals.synthetic_voice(1.0, "female", 1), signals.tone(1.0, 440.0)])
+    starts = starts[:, : starts.shape[1] // FRAME * FRAME]
+    batched = detector.batch_probs(starts)
+    for wave, probs in zip(starts, batched):
+        np.testing.assert_allclose(probs, detector.stream().push(wave), atol=PROB_TOL)
+    assert batched[0].max() > 0.9 and batched[1].max() < 0.3  # speech and not, told apart
+
+
+@needs_silero
+def test_counting_many_recordings_gives_each_one_s_count() -> None:
+    from vgd.vad import SpeechCounter
+
+    voice = signals.synthetic_voice(3.0, "male", 2)
+    recordings = [
+        ([voice], SR),  # speech from its first second: the batched start decides
+        ([signals.tone(3.0, 440.0)], SR),  # no speech: read to the end
+        ([voice[:8000]], SR),  # shorter than the batched start
+        (iter([voice[:20000], voice[20000:]]), SR),  # blocks from a stream, read once
+        ([signals.synthetic_voice(3.0, "female", 0)[::2].copy()], SR // 2),  # another rate
+        ([np.zeros(SR, np.float32)], SR),
+    ]
+    alone = [list(blocks) for blocks, _ in recordings]
+    counter = SpeechCounter(enough_s=0.5)
+    want = [counter(blocks, rate) for blocks, (_, rate) in zip(alone, recordings)]
+    recordings[3] = (iter(alone[3]), SR)
+    # Batched and streamed probabilities differ by ~1e-7; one frame (0.032 s) flipping at the
+    # threshold is the most that could change a count.
+    assert counter.count_many(recordings) == pytest.approx(want, abs=0.04)
+    assert want[0] >= 0.5 and want[1] == want[-1] == 0.0  # the cases are what they say
+
+
 def test_batched_model_matches_silero_loop(detector: SpeechDetector) -> None:
     """Guards the reliance on silero's internals: a release that changes them fails here."""
     from vgd.vad import load_silero_jit

@@ -7,7 +7,7 @@ evaluation reports is what prediction does. A recording of ``n`` samples gives
 end, so no tail is dropped), at most ``window.max_windows`` of them when that is set; a recording
 shorter than a window is tiled to fill one. Windows below the silence floor are left out, and a
 recording's window probabilities are averaged. ``predict`` also has each file's speech counted
-(Silero VAD, in the decode threads) to tell speech from non-speech; no probability changes.
+(Silero VAD, batched beside the model) to tell speech from non-speech; no probability changes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
@@ -38,8 +39,16 @@ from vgd.config import ModelSpec
 from vgd.device import autocast
 
 Reader = Callable[[str], np.ndarray]
-# Speech seconds of a recording given as consecutive mono blocks at a sample rate (vgd.vad).
-SpeechCount = Callable[[Iterable[np.ndarray], int], float]
+
+
+class SpeechCount(Protocol):
+    """Counts the speech seconds of recordings given as (mono blocks, sample rate) (vgd.vad)."""
+
+    def count_many(self, recordings: Sequence[tuple[Iterable[np.ndarray], int]]) -> list[float]:
+        """Speech seconds of each recording, in order."""
+        ...
+
+
 # Recordings longer than this are read window by window, so memory stays flat for hour-long files.
 # Shorter ones are decoded whole (the same waveform the training cache holds).
 STREAM_ABOVE_S = 600.0
@@ -151,53 +160,68 @@ class Scored:
 
 
 class _Batches:
-    """Windows of many recordings in fixed-size batches through the model; sums per recording."""
+    """Windows of many recordings in fixed-size batches through the model; sums per recording.
 
-    def __init__(self, model, n, n_classes, batch_size, precision):
+    Recordings handed to ``count`` have their speech counted with the batch their windows end
+    in, by ``speech`` in one batched call, in the caller's thread: torch's small ops cost three
+    times as much in a second thread of a 2-core machine (measured), so the decode threads run
+    no torch.
+    """
+
+    def __init__(self, model, n, n_classes, batch_size, precision, speech=None):
         self.model, self.batch_size, self.precision = model, batch_size, precision
+        self.speech: SpeechCount | None = speech
         self.sums = np.zeros((n, n_classes))
         self.counts = np.zeros(n, dtype=int)
+        self.speech_s: list[float | None] = [None] * n
         self.pending: list[tuple[int, np.ndarray]] = []
+        self.recordings: list[tuple[int, tuple[Iterable[np.ndarray], int]]] = []
 
     def add(self, index: int, window: np.ndarray) -> None:
         self.pending.append((index, window))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
+    def count(self, index: int, blocks: Iterable[np.ndarray], rate: int) -> None:
+        """Count recording ``index``'s speech with the next batch."""
+        if self.speech is not None:
+            self.recordings.append((index, (blocks, rate)))
+
     def flush(self) -> None:
-        if not self.pending:
-            return
-        idx = np.array([i for i, _ in self.pending])
-        probs = window_probs(self.model, np.stack([w for _, w in self.pending]), self.precision)
-        np.add.at(self.sums, idx, probs)
-        np.add.at(self.counts, idx, 1)
-        self.pending.clear()
+        if self.pending:
+            idx = np.array([i for i, _ in self.pending])
+            probs = window_probs(self.model, np.stack([w for _, w in self.pending]), self.precision)
+            np.add.at(self.sums, idx, probs)
+            np.add.at(self.counts, idx, 1)
+            self.pending.clear()
+        if self.recordings:
+            counted = self.speech.count_many([r for _, r in self.recordings])
+            for (i, _), seconds in zip(self.recordings, counted):
+                self.speech_s[i] = seconds
+            self.recordings.clear()
 
 
 def _decoded(
-    path, spec: ModelSpec, reader: Reader | None, speech: SpeechCount | None
-) -> tuple[float, Iterable, float | None]:
-    """A file's duration, windows and speech seconds, worked out here (in a worker thread);
-    a streamed file's windows are read later, as the model takes them."""
+    path, spec: ModelSpec, reader: Reader | None
+) -> tuple[float, Iterable, Iterable[np.ndarray]]:
+    """A file's duration, windows and blocks for its speech count, worked out here (in a worker
+    thread); a streamed file's windows and blocks are read later, as they are used."""
     path, rate = str(path), spec.audio.sample_rate
     wave = _whole(path, spec, reader)
     if wave is None:
         duration, windows = _streamed(path, spec)
-        blocks: Iterable[np.ndarray] = read_blocks(path, rate, STREAM_BLOCK_S)
-    else:
-        duration, blocks = wave.shape[0] / rate, [wave]
-        windows = list(wave_windows(wave, spec, path))
-    return duration, windows, None if speech is None else speech(blocks, rate)
+        return duration, windows, read_blocks(path, rate, STREAM_BLOCK_S)
+    return wave.shape[0] / rate, list(wave_windows(wave, spec, path)), [wave]
 
 
-def _ahead(pool, paths, spec, reader, speech, depth: int) -> Iterator[Future]:
+def _ahead(pool, paths, spec, reader, depth: int) -> Iterator[Future]:
     """Futures of :func:`_decoded` in the order of ``paths``, at most ``depth`` in flight.
 
     The bound keeps memory flat: at most ``depth`` decoded files wait for the model.
     """
     pending: deque[Future] = deque()
     for path in paths:
-        pending.append(pool.submit(_decoded, path, spec, reader, speech))
+        pending.append(pool.submit(_decoded, path, spec, reader))
         if len(pending) >= depth:
             yield pending.popleft()
     while pending:
@@ -222,18 +246,19 @@ def score(
     go on. ``on_done`` is called after each recording (for progress bars). ``workers`` threads
     (0: one per CPU core but one, at most 8) decode the next files while the model runs;
     results keep the order of ``paths``. ``speech`` (e.g. a :class:`vgd.vad.SpeechCounter`)
-    counts each file's speech seconds in those threads; it changes no probability.
+    counts each file's speech seconds beside the model; it changes no probability.
     """
-    batches = _Batches(model, len(paths), len(spec.labels), batch_size, precision)
     results = [Scored() for _ in paths]
     n_workers = workers or min(8, max(1, (os.cpu_count() or 2) - 1))
+    batches = _Batches(model, len(paths), len(spec.labels), batch_size, precision, speech)
     with ThreadPoolExecutor(n_workers, thread_name_prefix="vgd-decode") as pool:
-        for i, future in enumerate(_ahead(pool, paths, spec, reader, speech, 2 * n_workers)):
+        for i, future in enumerate(_ahead(pool, paths, spec, reader, 2 * n_workers)):
             r = results[i]
             try:
-                r.duration_s, windows, r.speech_s = future.result()
+                r.duration_s, windows, blocks = future.result()
                 for w in windows:
                     batches.add(i, w)
+                batches.count(i, blocks, spec.audio.sample_rate)
             except Silent as e:
                 r.error, r.silent, r.duration_s = e.reason, True, e.duration_s
             except AudioError as e:
@@ -242,7 +267,7 @@ def score(
                 on_done()
     batches.flush()
     for i, r in enumerate(results):
-        r.windows = int(batches.counts[i])
+        r.windows, r.speech_s = int(batches.counts[i]), batches.speech_s[i]
         if r.error is None:
             r.probs = batches.sums[i] / r.windows
     return results

@@ -102,7 +102,7 @@ def predict_paths(
     """Classify every audio file under ``paths`` with the model where it lives; errors included.
 
     Windows and pooling are :func:`vgd.inference.score`'s, the path evaluation takes;
-    ``workers`` threads decode ahead of the model (0: by CPU count) and run the VAD there.
+    ``workers`` threads decode ahead of the model (0: by CPU count); the VAD runs beside the model.
     """
     files, missing = find_audio(paths)
     speech = SpeechCounter(config.vad, config.min_speech_s) if config.vad else None

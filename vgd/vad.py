@@ -16,9 +16,10 @@ and silero are imported only when a detector first needs them: ``import vgd.vad`
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -203,6 +204,17 @@ class _BatchedSilero:
         probs = self.net.decoder.decoder(hidden[0].unsqueeze(-1))  # (N, 1, 1)
         return probs.reshape(-1), state
 
+    def fresh(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, CONTEXT + FRAME) frames of B recordings, each from a zero state → (B, T) probs."""
+        import torch
+
+        b, t, _ = x.shape
+        feats = self.net.encoder(self.magnitudes(x.reshape(b * t, -1))).squeeze(-1)
+        zeros = torch.zeros(1, b, HIDDEN)
+        hidden, _ = self.lstm(feats.reshape(b, t, HIDDEN), (zeros, zeros.clone()))
+        probs = self.net.decoder.decoder(hidden.reshape(b * t, HIDDEN).unsqueeze(-1))
+        return probs.reshape(b, t)
+
 
 def _dft_basis(window: torch.Tensor) -> torch.Tensor:
     """(2 * bins, N_FFT) windowed DFT rows, real parts then imaginary: silero's STFT weights."""
@@ -286,6 +298,21 @@ class SpeechDetector:
             self._model = _BatchedSilero(load_silero_jit())
         return SpeechStream(self._model, self.block_frames)
 
+    def batch_probs(self, waves: np.ndarray) -> np.ndarray:
+        """(B, samples) 16 kHz starts of B recordings, whole frames → (B, frames) float32
+        probabilities, in one call: what a fresh stream gives each of them."""
+        import torch
+
+        if self._model is None:
+            self._model = _BatchedSilero(load_silero_jit())
+        frames = np.asarray(waves, dtype=np.float32).reshape(len(waves), -1, FRAME)
+        contexts = np.concatenate(
+            [np.zeros_like(frames[:, :1, :CONTEXT]), frames[:, :-1, -CONTEXT:]], axis=1
+        )
+        x = torch.from_numpy(np.ascontiguousarray(np.concatenate([contexts, frames], axis=2)))
+        with torch.inference_mode():
+            return self._model.fresh(x).numpy().astype(np.float32, copy=False)
+
     def frame_probs(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
         """(ceil(seconds / hop_s),) float32 speech probabilities of a whole mono recording."""
         wave = np.asarray(wave, dtype=np.float32)
@@ -311,7 +338,7 @@ class SpeechCounter:
 
     Counting stops once it reaches ``enough_s``: the verdict cannot change after that, so a
     speech file costs the VAD only its first seconds, while a file without speech is read to
-    the end. The model is loaded here, so worker threads can share one counter.
+    the end. The model is loaded here, not lazily on first use.
     """
 
     def __init__(self, config: VadConfig = VadConfig(), enough_s: float = math.inf):
@@ -335,6 +362,32 @@ class SpeechCounter:
                     return found
         probs.append(stream.flush())
         return self._seconds(probs, samples / SAMPLE_RATE)
+
+    def count_many(self, recordings: Sequence[tuple[Iterable[np.ndarray], int]]) -> list[float]:
+        """Speech seconds of each (blocks, sample_rate) recording, as ``self(blocks, rate)``.
+
+        Every recording's first ~1 s goes through the model in one batched call, which is all
+        that speech needs; only recordings whose first second is not enough are read on, one
+        by one. Per recording, the model's fixed cost is most of the VAD's on short files.
+        """
+        heads, rests = [], []
+        for blocks, rate in recordings:
+            it = iter(blocks)
+            first = next(it, np.zeros(0, dtype=np.float32))
+            rests.append((itertools.chain([first], it), rate))
+            if rate != SAMPLE_RATE:
+                from vgd.audio import resample
+
+                first = resample(first, rate, SAMPLE_RATE)
+            heads.append(first[:CHECK_EVERY] if first.size >= CHECK_EVERY else None)
+        found: list[float | None] = [None] * len(heads)
+        full = [i for i, h in enumerate(heads) if h is not None]
+        if full and self.enough_s < math.inf:
+            probs = self.detector.batch_probs(np.stack([heads[i] for i in full]))
+            for i, p in zip(full, probs):
+                seconds = self._seconds([p], None)
+                found[i] = seconds if seconds >= self.enough_s else None
+        return [f if f is not None else self(*rest) for f, rest in zip(found, rests)]
 
     def _seconds(self, probs: list[np.ndarray], duration_s: float | None) -> float:
         """Speech seconds in the frames so far (a lower bound of the whole recording's)."""
