@@ -10,9 +10,11 @@ from vgd.calibration import (
     fit_temperature,
     nll,
     pooled_probs,
+    window_logits,
 )
-from vgd.checkpoint import load_checkpoint
+from vgd.checkpoint import build_model, load_checkpoint
 from vgd.evaluate import evaluate
+from vgd.inference import file_windows
 from vgd.train import load_clips, save_outputs, train
 
 
@@ -74,3 +76,29 @@ def test_training_fits_a_temperature_that_the_checkpoint_and_evaluate_carry(tmp_
     test = [c for c in load_clips(config, run.manifest) if c.split == "test"]
     metrics = evaluate(loaded, test).metrics
     assert 0.0 <= metrics["ece"] <= 1.0 and metrics["temperature"] == pytest.approx(t)
+
+
+def test_pooled_probs_average_each_clip_s_own_windows():
+    rng = np.random.default_rng(3)
+    logits = [rng.normal(0, 3, (n, 2)) for n in (1, 4, 2, 7)]  # ragged window counts
+    got = pooled_probs(logits, 1.7)
+    want = [
+        np.mean(np.exp(z / 1.7) / np.exp(z / 1.7).sum(1, keepdims=True), axis=0) for z in logits
+    ]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_window_logits_batched_across_clips_are_each_clip_s_own(tmp_path):
+    manifest = write_toy_corpus(tmp_path / "toy", speakers=6, utterances=2)
+    config = toy_config(manifest, tmp_path)
+    clips = load_clips(config, manifest)
+    torch.manual_seed(0)
+    model = build_model(config.spec).eval()
+    logits, targets = window_logits(model, config.spec, clips, None, batch_size=5)
+    assert len(logits) == len(clips) and list(targets) == [
+        config.spec.labels.index(c.label) for c in clips
+    ]
+    for clip, got in zip(clips, logits):  # one clip at a time, as the model sees it alone
+        windows = torch.from_numpy(np.stack(list(file_windows(clip.path, config.spec, None)[1])))
+        with torch.inference_mode():
+            np.testing.assert_allclose(got, model(windows).numpy(), atol=1e-5)

@@ -1,7 +1,10 @@
 """Training input: the packed corpus when it fits (shared via the cache), else the DataLoader."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from conftest import toy_config, toy_run, write_toy_corpus
@@ -34,15 +37,47 @@ def test_auto_packs_a_corpus_that_fits_and_loads_one_that_does_not(
     assert isinstance(forced, DeviceBatcher) and forced.corpus.data.dtype == torch.int16
 
 
+def _source_with(manifest, tmp_path, reader_calls: list):
+    config = toy_config(manifest, tmp_path)
+    run = toy_run(manifest, tmp_path)
+    clips = [c for c in load_clips(config, run.manifest) if c.split == "train"]
+    reader = make_reader(config.audio, run.cache_dir)
+
+    def counting(path):
+        reader_calls.append(path)
+        return reader(path)
+
+    return training_batches(config, run, clips, counting, CPU)[0], clips
+
+
 def test_the_packed_corpus_is_written_once_into_the_cache_and_mapped(toy_manifest, tmp_path):
-    first, _ = _source(toy_manifest, tmp_path)
-    files = list((tmp_path / "cache" / "packed").glob("*.npy"))
-    assert len(files) == 1
+    calls: list = []
+    first, clips = _source_with(toy_manifest, tmp_path, calls)
+    assert len(calls) == len(clips)  # the first trial decodes every clip
+    folder = tmp_path / "cache" / "packed"
+    files = [f for f in folder.glob("*.npy") if not f.name.endswith(".lengths.npy")]
+    assert len(files) == 1 and len(list(folder.glob("*.lengths.npy"))) == 1
     stamp = files[0].stat().st_mtime_ns
-    second, _ = _source(toy_manifest, tmp_path)  # another trial of the same search
+    calls.clear()
+    second, _ = _source_with(toy_manifest, tmp_path, calls)  # another trial of the same search
+    assert calls == []  # it maps the packed file and reads the lengths: no clip is opened
     assert files[0].stat().st_mtime_ns == stamp
     assert torch.equal(first.corpus.data, second.corpus.data)
+    assert torch.equal(first.corpus.offsets, second.corpus.offsets)
+    assert torch.equal(first.corpus.lengths, second.corpus.lengths)
     assert torch.equal(second.corpus.data, torch.from_numpy(np.load(files[0])))
+
+
+def test_an_edited_clip_is_decoded_again_not_taken_from_the_saved_lengths(toy_manifest, tmp_path):
+    calls: list = []
+    first, clips = _source_with(toy_manifest, tmp_path, calls)
+    edited = Path(clips[0].path)
+    wave, rate = sf.read(edited, dtype="float32")
+    sf.write(edited, np.concatenate([wave, wave]), rate)  # twice as long
+    calls.clear()
+    second, _ = _source_with(toy_manifest, tmp_path, calls)
+    assert len(calls) == len(clips)  # another set of cache entries: decoded afresh
+    assert int(second.corpus.lengths[0]) == 2 * int(first.corpus.lengths[0])
 
 
 def test_both_paths_give_batches_of_the_same_shape_and_labels(toy_manifest, tmp_path):

@@ -27,24 +27,43 @@ ECE_BINS = 15
 def window_logits(
     model, spec: ModelSpec, clips: Sequence[Clip], reader: Reader | None, batch_size: int = 256
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Uncalibrated logits of each usable clip's windows, and the clips' label indices."""
+    """Uncalibrated logits of each usable clip's windows, and the clips' label indices.
+
+    Windows of consecutive clips share batches (one model call per ``batch_size`` windows,
+    not one per clip: calibration runs after every training, search trials included).
+    """
     index = {label: i for i, label in enumerate(spec.labels)}
     device = next(model.parameters()).device
     saved, model.temperature = model.temperature, 1.0
     model.eval()
-    logits, targets = [], []
-    try:
-        for clip in clips:
-            try:
-                windows = np.stack(list(file_windows(clip.path, spec, reader)[1]))
-            except AudioError:
-                continue
-            parts = [
+    logits: list[np.ndarray] = []
+    targets: list[int] = []
+    pending: list[np.ndarray] = []
+
+    def run() -> None:
+        if not pending:
+            return
+        windows = np.concatenate(pending)
+        out = torch.cat(
+            [
                 model(torch.from_numpy(windows[i : i + batch_size]).to(device)).float().cpu()
                 for i in range(0, len(windows), batch_size)
             ]
-            logits.append(torch.cat(parts).numpy())
+        ).numpy()
+        splits = np.cumsum([len(w) for w in pending])[:-1]
+        logits.extend(np.split(out, splits))
+        pending.clear()
+
+    try:
+        for clip in clips:
+            try:
+                pending.append(np.stack(list(file_windows(clip.path, spec, reader)[1])))
+            except AudioError:
+                continue
             targets.append(index[clip.label])
+            if sum(len(w) for w in pending) >= batch_size:
+                run()
+        run()
     finally:
         model.temperature = saved
     return logits, np.array(targets, dtype=int)
@@ -52,12 +71,14 @@ def window_logits(
 
 def pooled_probs(logits: Sequence[np.ndarray], temperature: float) -> np.ndarray:
     """(n_clips, n_classes): each clip's window softmax at ``temperature``, averaged."""
-    out = []
-    for z in logits:
-        z = z / temperature
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        out.append((e / e.sum(axis=1, keepdims=True)).mean(axis=0))
-    return np.array(out)
+    if len(logits) == 0:
+        return np.zeros((0, 0))
+    counts = np.array([len(z) for z in logits])
+    z = np.concatenate(logits) / temperature
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    probs = e / e.sum(axis=1, keepdims=True)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.add.reduceat(probs, starts, axis=0) / counts[:, None]
 
 
 def nll(probs: np.ndarray, targets: np.ndarray) -> float:

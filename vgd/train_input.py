@@ -110,11 +110,26 @@ def training_batches(
         config.spec.window_samples
     )
     if run.train_input != "loader":
-        waves, kept, failed = _decode(clips, reader)
-        total = sum(max(w.shape[0], reach) for w in waves)
-        storage = choose_storage(total, memory_budget(device))
-        if storage is not None or run.train_input == "device":
-            corpus = _packed(waves, kept, reach, storage or "int16", run.cache_dir, config)
+        files = _PackedFiles(run.cache_dir, config, clips) if run.cache_dir else None
+        lengths = files.lengths() if files else None
+        if lengths is None:
+            waves, kept, failed = _decode(clips, reader)
+            lengths = [w.shape[0] for w in waves]
+            if files and failed:
+                files = _PackedFiles(run.cache_dir, config, kept)
+            elif files:
+                files.save_lengths(lengths)
+        else:  # an earlier run decoded every clip: the packed file may need none of them
+            waves, kept, failed = None, list(clips), []
+        total = sum(max(n, reach) for n in lengths)
+        storage = choose_storage(total, memory_budget(device)) or (
+            "int16" if run.train_input == "device" else None
+        )
+        if storage is not None:
+            if files is None:
+                corpus = pack_corpus(waves, storage, min_length=reach)
+            else:
+                corpus = files.packed(waves, lengths, reach, storage, reader)
             log.info("training batches: packed corpus on %s (%s)", device, corpus.data.dtype)
             return _batcher(corpus.to(device), kept, config), failed
         log.info("training batches: the decoded corpus does not fit; using the DataLoader")
@@ -159,24 +174,50 @@ def _decode(clips: Sequence[Clip], reader: Reader) -> tuple[list, list[Clip], li
     return waves, kept, failed
 
 
-def _packed(
-    waves: list, clips: Sequence[Clip], min_length: int, storage: str, cache_dir: str, config
-) -> PackedCorpus:
-    """Pack the waveforms; with a cache, once per corpus into a file every trial maps."""
-    if not cache_dir:
-        return pack_corpus(waves, storage, min_length=min_length)
-    cache = AudioCache(cache_dir, config.audio)
-    key = hashlib.sha1(f"{storage}|{min_length}".encode())
-    for clip in clips:
-        key.update(cache.key(clip.path).encode())
-    path = Path(cache_dir) / "packed" / f"{key.hexdigest()}.npy"
-    lengths = np.array([max(w.shape[0], min_length) for w in waves], dtype=np.int64)
-    if not path.exists():
-        packed = pack_corpus(waves, storage, min_length=min_length)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, packed.data.numpy())
-    with warnings.catch_warnings():  # a read-only map: the batcher only reads it
-        warnings.simplefilter("ignore", UserWarning)
-        data = torch.from_numpy(np.load(path, mmap_mode="r"))
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return PackedCorpus(data, torch.from_numpy(offsets), torch.from_numpy(lengths))
+class _PackedFiles:
+    """The cache's packed-corpus files for one set of clips: the corpus once per storage type
+    and crop reach, and the clips' lengths, so that later trials map the corpus without opening
+    every clip's cache entry (~0.4 s a trial on the built-in corpus, measured)."""
+
+    def __init__(self, cache_dir: str, config: TrainConfig, clips: Sequence[Clip]):
+        cache = AudioCache(cache_dir, config.audio)
+        self.folder = Path(cache_dir) / "packed"
+        self.clips = list(clips)
+        self.entries = [cache.key(c.path) for c in self.clips]  # source, size, time and rate
+
+    def _path(self, salt: str, suffix: str) -> Path:
+        key = hashlib.sha1(salt.encode())
+        for entry in self.entries:
+            key.update(entry.encode())
+        return self.folder / f"{key.hexdigest()}{suffix}"
+
+    def lengths(self) -> list[int] | None:
+        """Every clip's length in samples, as an earlier run that decoded them all saved it."""
+        path = self._path("lengths", ".lengths.npy")
+        if not path.exists():
+            return None
+        lengths = np.load(path)
+        return lengths.tolist() if lengths.shape == (len(self.clips),) else None
+
+    def save_lengths(self, lengths: Sequence[int]) -> None:
+        with atomic_path(self._path("lengths", ".lengths.npy")) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.array(lengths, dtype=np.int64))
+
+    def packed(
+        self, waves: list | None, lengths: Sequence[int], min_length: int, storage: str, reader
+    ) -> PackedCorpus:
+        """The packed corpus, memory-mapped from its file (written first if missing; ``waves``
+        None: decoded for it)."""
+        path = self._path(f"{storage}|{min_length}", ".npy")
+        if not path.exists():
+            if waves is None:
+                waves = _decode(self.clips, reader)[0]
+            packed = pack_corpus(waves, storage, min_length=min_length)
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.save(f, packed.data.numpy())
+        with warnings.catch_warnings():  # a read-only map: the batcher only reads it
+            warnings.simplefilter("ignore", UserWarning)
+            data = torch.from_numpy(np.load(path, mmap_mode="r"))
+        sizes = np.array([max(n, min_length) for n in lengths], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return PackedCorpus(data, torch.from_numpy(offsets), torch.from_numpy(sizes))
