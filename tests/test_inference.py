@@ -131,3 +131,34 @@ def test_validation_measures_what_evaluate_reports(toy_manifest, tmp_path):
     best = result.best
     assert report.metrics["balanced_accuracy"] == pytest.approx(best["val_balanced_accuracy"])
     assert report.metrics["loss"] == pytest.approx(best["val_loss"], abs=1e-6)
+
+
+class _Corrupt:
+    """A streamed recording whose second block is unreadable (as read_blocks raises it)."""
+
+    def __iter__(self):
+        yield np.zeros(16000, np.float32)
+        raise AudioError("late.wav", "corrupt (samples are NaN or infinite)")
+
+
+class _LengthCounter:
+    """A speech counter that calls every sample speech, reading each recording to its end."""
+
+    def count_many(self, recordings):
+        return [sum(block.size for block in blocks) / rate for blocks, rate in recordings]
+
+
+def test_a_recording_that_fails_while_its_speech_is_counted_gets_its_error_alone(monkeypatch):
+    reads = []
+    monkeypatch.setattr(
+        inference, "read_blocks", lambda *a: reads.append(a) or iter([np.ones(4000)])
+    )
+    batches = inference._Batches(None, 4, 2, 64, "fp32", _LengthCounter())
+    batches.count(0, [np.zeros(16000, np.float32)], 16000)
+    batches.count(1, inference._Blocks("long.wav", 16000), 16000)  # streamed: read on demand
+    batches.count(2, _Corrupt(), 16000)
+    batches.count(3, [np.zeros(8000, np.float32)], 16000)
+    batches.flush()
+    assert batches.speech_s == [1.0, 0.25, None, 0.5]
+    assert batches.errors == {2: "corrupt (samples are NaN or infinite)"}
+    assert len(reads) == 2  # counted again after the failure, reading the file from its start

@@ -165,7 +165,8 @@ class _Batches:
     Recordings handed to ``count`` have their speech counted with the batch their windows end
     in, by ``speech`` in one batched call, in the caller's thread: torch's small ops cost three
     times as much in a second thread of a 2-core machine (measured), so the decode threads run
-    no torch.
+    no torch. Their waves wait for that batch: memory holds at most one batch's files. A
+    streamed recording that turns out unreadable while counted gets its error in ``errors``.
     """
 
     def __init__(self, model, n, n_classes, batch_size, precision, speech=None):
@@ -176,6 +177,7 @@ class _Batches:
         self.speech_s: list[float | None] = [None] * n
         self.pending: list[tuple[int, np.ndarray]] = []
         self.recordings: list[tuple[int, tuple[Iterable[np.ndarray], int]]] = []
+        self.errors: dict[int, str] = {}
 
     def add(self, index: int, window: np.ndarray) -> None:
         self.pending.append((index, window))
@@ -195,10 +197,20 @@ class _Batches:
             np.add.at(self.counts, idx, 1)
             self.pending.clear()
         if self.recordings:
-            counted = self.speech.count_many([r for _, r in self.recordings])
+            try:
+                counted = self.speech.count_many([r for _, r in self.recordings])
+            except AudioError:  # a streamed file failed mid-way: count one by one to find it
+                counted = [self._count_one(i, r) for i, r in self.recordings]
             for (i, _), seconds in zip(self.recordings, counted):
                 self.speech_s[i] = seconds
             self.recordings.clear()
+
+    def _count_one(self, index: int, recording) -> float | None:
+        try:
+            return self.speech.count_many([recording])[0]
+        except AudioError as e:
+            self.errors[index] = e.reason
+            return None
 
 
 def _decoded(
@@ -210,8 +222,19 @@ def _decoded(
     wave = _whole(path, spec, reader)
     if wave is None:
         duration, windows = _streamed(path, spec)
-        return duration, windows, read_blocks(path, rate, STREAM_BLOCK_S)
+        return duration, windows, _Blocks(path, rate)
     return wave.shape[0] / rate, list(wave_windows(wave, spec, path)), [wave]
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """A streamed recording's blocks, read afresh each time they are iterated."""
+
+    path: str
+    rate: int
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return read_blocks(self.path, self.rate, STREAM_BLOCK_S)
 
 
 def _ahead(pool, paths, spec, reader, depth: int) -> Iterator[Future]:
@@ -268,6 +291,7 @@ def score(
     batches.flush()
     for i, r in enumerate(results):
         r.windows, r.speech_s = int(batches.counts[i]), batches.speech_s[i]
+        r.error = batches.errors.get(i, r.error)
         if r.error is None:
             r.probs = batches.sums[i] / r.windows
     return results
