@@ -49,6 +49,12 @@ echo "== training speed (built-in corpus, 200 speakers x 10 utterances)"
 timeout 180 $PY scripts/bench_train.py --device "$DEVICE" --speakers 200 --utterances 10 \
   --end-to-end --epochs 3 --json "$OUT/train.json" 2>&1 | tail -20 || true
 
+echo "== the model-only bound at larger batches (is the default batch of 32 launch-bound?)"
+for bs in 128 512; do
+  timeout 60 $PY scripts/bench_train.py --device "$DEVICE" --speakers 40 --utterances 10 \
+    --batch-size $bs --seconds 2 --json "$OUT/train_bs$bs.json" 2>&1 | tail -3 || true
+done
+
 echo "== one default-config trial (40 epochs) on the built-in corpus"
 $PY -m vgd.cli -q data synth --out "$OUT/synth" >/dev/null
 trial_start=$(date +%s.%N)
@@ -78,6 +84,10 @@ train = load("train.json")
 for key, value in train.items():
     if isinstance(value, dict) and "clips_per_s" in value:
         rows.append((f"train: {key}", f"{value['clips_per_s']:,.0f} clips/s"))
+for bs in (128, 512):
+    bound = load(f"train_bs{bs}.json").get("model_only", {})
+    if "clips_per_s" in bound:
+        rows.append((f"train: model_only at batch {bs}", f"{bound['clips_per_s']:,.0f} clips/s"))
 trial = load("trial.json")
 if trial:
     rows.append(("default trial, 40 epochs (with start-up)", f"{trial['trial_seconds']:.1f} s"))
