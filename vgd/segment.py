@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vgd.vad import FRAME, SAMPLE_RATE, VadConfig, speech_regions
+from vgd.vad import FRAME, SAMPLE_RATE, VadConfig, _merge, _runs, speech_regions
 
 if TYPE_CHECKING:  # the checkpoint module imports torch; this module stays numpy-only
     from vgd.checkpoint import LoadedModel
@@ -142,15 +142,8 @@ def frame_db(wave: np.ndarray, frame_samples: int) -> np.ndarray:
 
 
 def _active_runs(active: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
-    """[start, end) runs of True, gaps shorter than ``min_gap`` bridged."""
-    edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
-    merged: list[list[int]] = []
-    for a, b in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()):
-        if merged and a - merged[-1][1] < min_gap:
-            merged[-1][1] = b
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]
+    """[start, end) runs of True, gaps shorter than ``min_gap`` bridged (the VAD's own rules)."""
+    return [(int(a), int(b)) for a, b in _merge(_runs(active).tolist(), min_gap)]
 
 
 def tighten_speech(
