@@ -2,7 +2,7 @@
 
     python scripts/real_model.py [--root ../shared/data/LibriSpeech]
         [--recipe vgd/pretrained/recipe.yaml] [--seeds 1 2] [--folds 5] [--compare] [--no-final]
-        [--device cpu] [--out results/real_model]
+        [--device cpu] [--conditions telephone reverb mulaw mp3 noise] [--out results/real_model]
 
 1. Cross-validates the recipe (the configuration the search chose) over ``seeds × folds``
    speaker-disjoint outer folds (test = fold k, val = fold k+1, train = the rest). The fold seeds
@@ -10,6 +10,10 @@
 2. With ``--compare``, trains the baseline (vgd's default configuration, or ``--baseline``) on
    the same folds and prints the paired table (per fold: baseline, recipe, difference) with the
    mean difference and its spread. A recipe equal to the baseline has nothing to compare.
+   With ``--conditions``, each fold's test clips are also heard through fixed degradations
+   (``vgd.conditions.degrade``: telephone, room, μ-law, MP3, noise at 10 dB SNR) and scored
+   (``balanced_accuracy@<condition>``), paired as well: what recording-condition augmentation
+   is for, which clean folds cannot show.
 3. Unless ``--no-final``, trains the recipe on every speaker for the median best epoch of the
    folds, sets the median of the fold temperatures (each fitted on its fold's validation
    speakers), and writes the checkpoint, its metrics.json and MODEL_CARD.md into --model-dir
@@ -27,6 +31,8 @@ import logging
 import statistics
 import sys
 import time
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +40,13 @@ import numpy as np
 
 from vgd.calibration import expected_calibration_error, fit_temperature, pooled_probs, window_logits
 from vgd.checkpoint import LoadedModel, save_checkpoint
+from vgd.conditions import TEST_CONDITIONS, degrade
 from vgd.config import RunConfig, TrainConfig, apply_overrides, load_config, to_dict
 from vgd.corpora import build
 from vgd.crossval import fold_summary, test_fold_clips
 from vgd.dataset import make_reader
-from vgd.evaluate import evaluate
+from vgd.evaluate import compute_metrics, evaluate, score_clips
+from vgd.inference import Reader
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import Clip
 from vgd.pretrained import MODEL_DIR, model_card
@@ -50,10 +58,14 @@ from vgd.train import Trainer
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT.parent / "shared/data/LibriSpeech"
 SCORES = ("balanced_accuracy", "accuracy", "ece", "ece_uncalibrated")
+CONDITION = "balanced_accuracy@"  # + a test condition's name
 
 
-def run_fold(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[str, Any]:
-    """Train on the fold's train/val speakers, score its test speakers (calibrated and not)."""
+def run_fold(
+    config: TrainConfig, run: RunConfig, clips: list[Clip], conditions: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Train on the fold's train/val speakers, score its test speakers (calibrated and not, and
+    through each test condition)."""
     trainer = Trainer(config, run, clips, progress=False)
     result = trainer.fit()
     test = [c for c in trainer.clips if c.split == "test"]
@@ -67,6 +79,7 @@ def run_fold(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[str
     row = {key: m[key] for key in ("balanced_accuracy", "accuracy", "ece")}
     row["ece_uncalibrated"] = uncalibrated["ece"]
     row.update({f"recall_{label}": v["recall"] for label, v in m["per_class"].items()})
+    row.update(condition_scores(loaded, test, reader, conditions))
     row.update(
         temperature=temperature,
         best_epoch=result.best_epoch,
@@ -81,6 +94,23 @@ def run_fold(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[str
     return row
 
 
+def condition_scores(
+    loaded: LoadedModel, test: list[Clip], reader: Reader, conditions: Sequence[str]
+) -> dict[str, float]:
+    """Balanced accuracy on the test clips heard through each fixed test condition."""
+    rate, out = loaded.spec.audio.sample_rate, {}
+    for name in conditions:
+
+        def degraded(path: str, name: str = name) -> np.ndarray:
+            return degrade(reader(path), name, rate, zlib.crc32(Path(path).name.encode()))
+
+        probs, targets = score_clips(loaded.model, loaded.spec, test, reader=degraded)
+        out[f"{CONDITION}{name}"] = compute_metrics(targets, probs, loaded.labels)[
+            "balanced_accuracy"
+        ]
+    return out
+
+
 def cross_validate_outer(
     configs: dict[str, TrainConfig], run: RunConfig, clips: list[Clip], args, report: dict
 ) -> None:
@@ -92,7 +122,7 @@ def cross_validate_outer(
         for k in range(args.folds):
             fold = test_fold_clips(clips, folds, k, seed)
             for name, config in configs.items():
-                row = {"seed": seed, "fold": k, **run_fold(config, run, fold)}
+                row = {"seed": seed, "fold": k, **run_fold(config, run, fold, args.conditions)}
                 runs[name].append(row)
                 done += 1
                 eta = (time.perf_counter() - t0) / done * (total - done)
@@ -107,28 +137,34 @@ def cross_validate_outer(
 
 def fold_text(row: dict[str, Any]) -> str:
     recalls = "  ".join(f"{k[7:]} {v:.4f}" for k, v in row.items() if k.startswith("recall_"))
+    heard = "".join(
+        f"  {k[len(CONDITION) :]} {v:.4f}" for k, v in row.items() if k.startswith(CONDITION)
+    )
     return (
         f"balanced accuracy {row['balanced_accuracy']:.4f}  recall {recalls}  "
-        f"ECE {row['ece_uncalibrated']:.4f} → {row['ece']:.4f}  "
+        f"ECE {row['ece_uncalibrated']:.4f} → {row['ece']:.4f}{heard}  "
         f"({row['epochs']} epochs, {row['train_seconds']:.0f} s)"
     )
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean, sample std, min and max over folds of every score."""
-    return fold_summary(rows, [k for k in rows[0] if k in SCORES or k.startswith("recall_")])
+    keys = [k for k in rows[0] if k in SCORES or k.startswith(("recall_", CONDITION))]
+    return fold_summary(rows, keys)
 
 
-def paired(baseline: list[dict], recipe: list[dict]) -> dict[str, Any]:
-    """Recipe minus baseline balanced accuracy, fold by fold, and what it adds up to."""
-    diffs = [r["balanced_accuracy"] - d["balanced_accuracy"] for d, r in zip(baseline, recipe)]
+def paired(
+    baseline: list[dict], recipe: list[dict], key: str = "balanced_accuracy"
+) -> dict[str, Any]:
+    """Recipe minus baseline ``key``, fold by fold, and what it adds up to."""
+    diffs = [r[key] - d[key] for d, r in zip(baseline, recipe)]
     return {
         "folds": [
             {
                 "seed": d["seed"],
                 "fold": d["fold"],
-                "baseline": d["balanced_accuracy"],
-                "recipe": r["balanced_accuracy"],
+                "baseline": d[key],
+                "recipe": r[key],
                 "difference": x,
             }
             for d, r, x in zip(baseline, recipe, diffs)
@@ -154,6 +190,16 @@ def paired_lines(p: dict[str, Any]) -> list[str]:
         f"baseline better on {p['baseline_better']}"
     )
     return lines
+
+
+def condition_line(name: str, p: dict[str, Any]) -> str:
+    """One test condition's paired result in a line."""
+    mean = {k: statistics.fmean(f[k] for f in p["folds"]) for k in ("baseline", "recipe")}
+    return (
+        f"{name}: baseline {mean['baseline']:.4f}, recipe {mean['recipe']:.4f}, difference "
+        f"{p['mean_difference']:+.4f} ± {p['std_difference']:.4f}; recipe better on "
+        f"{p['recipe_better']}, equal on {p['equal']}, baseline better on {p['baseline_better']}"
+    )
 
 
 def summary_line(name: str, s: dict[str, dict[str, float]]) -> str:
@@ -268,6 +314,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline", help="baseline config YAML for --compare (default: vgd's)")
     p.add_argument("--no-final", action="store_true", help="measure only; write no model")
     p.add_argument(
+        "--conditions",
+        nargs="*",
+        default=[],
+        choices=TEST_CONDITIONS,
+        help="also score each fold's test clips through these fixed degradations",
+    )
+    p.add_argument(
         "--final-only", action="store_true", help="train the final model from --out's results"
     )
     p.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="where the model goes")
@@ -340,6 +393,12 @@ def measure(args: argparse.Namespace, recipe: TrainConfig, clips: list[Clip]) ->
     if compare:
         report["paired"] = paired(report["runs"]["baseline"], report["runs"]["recipe"])
         print("\n".join(paired_lines(report["paired"])))
+        report["paired_conditions"] = {
+            name: paired(report["runs"]["baseline"], report["runs"]["recipe"], CONDITION + name)
+            for name in args.conditions
+        }
+        for name, p in report["paired_conditions"].items():
+            print(condition_line(name, p))
         plot(report, args.out / "comparison.png")
     return report
 

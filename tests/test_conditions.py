@@ -267,3 +267,29 @@ def test_conditions_on_cuda_are_reproducible_and_stay_there():
     a = conditions(x, torch.Generator("cuda").manual_seed(3))
     b = conditions(x, torch.Generator("cuda").manual_seed(3))
     assert a.device.type == "cuda" and torch.equal(a, b) and torch.isfinite(a).all()
+
+
+# ----------------------------------------------------------------------------- test conditions
+
+
+@pytest.mark.parametrize("condition", C.TEST_CONDITIONS)
+def test_test_conditions_are_fixed_per_seed_and_keep_length_and_f0(condition):
+    wave = voice(150.0, SR)[0].numpy()
+    out = C.degrade(wave, condition, SR, seed=7)
+    assert out.dtype == np.float32 and out.shape == wave.shape
+    assert np.array_equal(out, C.degrade(wave, condition, SR, seed=7))
+    assert not np.allclose(out, wave, atol=1e-3)  # it did change the audio
+    assert abs(median_f0(out, SR) - 150.0) < 3.0
+
+
+def test_test_noise_sits_at_its_snr_and_its_draw_follows_the_seed():
+    wave = voice(150.0, SR)[0].numpy()
+    a, b = (C.degrade(wave, "noise", SR, seed=s) for s in (1, 2))
+    snr = 10 * np.log10(np.mean(wave**2) / np.mean((a - wave) ** 2))
+    assert snr == pytest.approx(C.TEST_NOISE_SNR_DB, abs=0.01)
+    assert not np.allclose(a, b)
+
+
+def test_an_unknown_test_condition_is_refused_by_name():
+    with pytest.raises(ValueError, match="'radio'.*telephone"):
+        C.degrade(np.zeros(SR, np.float32), "radio", SR, seed=0)

@@ -30,6 +30,7 @@ def test_paired_folds_then_the_same_model_twice(script, tmp_path):
     common = ["--root", str(root), "--recipe", str(recipe), "--threads", "1", "--cache-dir", ""]
     out = tmp_path / "out"
     args = [*common, "--seeds", "1", "--folds", "3", "--compare", "--out", str(out)]
+    args += ["--conditions", "mulaw"]
     assert script.main([*args, "--model-dir", str(tmp_path / "a")]) == 0
     report = json.loads((out / "results.json").read_text())
     assert set(report["runs"]) == {"recipe", "baseline"}
@@ -42,6 +43,16 @@ def test_paired_folds_then_the_same_model_twice(script, tmp_path):
     assert diffs == pytest.approx([r - d for r, d in zip(recipe_scores, default_scores)])
     assert report["paired"]["mean_difference"] == pytest.approx(sum(diffs) / 3)
     assert (out / "comparison.png").stat().st_size > 0
+    # The test clips heard through μ-law: scored per fold and paired like the clean ones.
+    heard = [
+        [r["balanced_accuracy@mulaw"] for r in report["runs"][n]] for n in ("baseline", "recipe")
+    ]
+    assert all(0.0 <= v <= 1.0 for v in heard[0] + heard[1])
+    mulaw = report["paired_conditions"]["mulaw"]
+    assert [f["difference"] for f in mulaw["folds"]] == pytest.approx(
+        [r - d for d, r in zip(*heard)]
+    )
+    assert "balanced_accuracy@mulaw" in report["summary"]["recipe"]
 
     # The final model again, from the same fold results: the same bytes.
     again = [*common, "--out", str(out), "--final-only", "--model-dir", str(tmp_path / "b")]

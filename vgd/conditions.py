@@ -244,3 +244,37 @@ class Conditions:
 def _between(u: Tensor, bounds: tuple[float, float]) -> Tensor:
     lo, hi = bounds
     return lo + (hi - lo) * u
+
+
+# ----------------------------------------------------------------------------- test conditions
+
+# Fixed degradations for measuring a model off its training conditions: each is one setting, not
+# a range, and its randomness is seeded by the clip, so every model hears the same test audio.
+TEST_CONDITIONS = ("telephone", "reverb", "mulaw", "mp3", "noise")
+TEST_REVERB = (0.6, 3.0)  # RT60 s, direct-to-reverberant dB: a mid-sized untreated room
+TEST_MP3_LEVEL = 0.9  # libsndfile's strongest MP3 compression
+TEST_NOISE_SNR_DB = 10.0
+
+
+def degrade(wave: np.ndarray, condition: str, sample_rate: int, seed: int) -> np.ndarray:
+    """One (n,) float32 waveform through a named test condition; the same seed, the same output."""
+    if condition not in TEST_CONDITIONS:
+        raise ValueError(
+            f"unknown test condition {condition!r}: one of {', '.join(TEST_CONDITIONS)}"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None]
+    if condition == "telephone":
+        x = telephone(x, sample_rate)
+    elif condition == "reverb":
+        rt60, drr = (torch.tensor([v]) for v in TEST_REVERB)
+        length = min(math.ceil(TEST_REVERB[0] * sample_rate), x.shape[1])
+        x = reverb(x, room_impulses(rt60, drr, length, sample_rate, gen))
+    elif condition == "mulaw":
+        x = mu_law(x)
+    elif condition == "mp3":
+        x = codec_round_trip(x, "mp3", sample_rate, torch.tensor([TEST_MP3_LEVEL]))
+    else:
+        noise = torch.randn(x.shape, generator=gen)
+        x = x + noise * _rms(x) / _rms(noise) * 10 ** (-TEST_NOISE_SNR_DB / 20)
+    return x[0].numpy().astype(np.float32)
