@@ -2,7 +2,8 @@
 
     python scripts/real_model.py [--root ../shared/data/LibriSpeech]
         [--recipe vgd/pretrained/recipe.yaml] [--seeds 1 2] [--folds 5] [--compare] [--no-final]
-        [--device cpu] [--conditions telephone reverb mulaw mp3 noise] [--out results/real_model]
+        [--device cpu] [--conditions telephone reverb mulaw mp3 noise] [--extra-train MANIFEST]
+        [--out results/real_model]
 
 1. Cross-validates the recipe (the configuration the search chose) over ``seeds × folds``
    speaker-disjoint outer folds (test = fold k, val = fold k+1, train = the rest). The fold seeds
@@ -14,6 +15,8 @@
    (``vgd.conditions.degrade``: telephone, room, μ-law, MP3, noise at 10 dB SNR) and scored
    (``balanced_accuracy@<condition>``), paired as well: what recording-condition augmentation
    is for, which clean folds cannot show.
+   With ``--extra-train MANIFEST`` (the built-in corpus, say), those clips join every fold's
+   training speakers and the final model's, never its validation or test speakers.
 3. Unless ``--no-final``, trains the recipe on every speaker for the median best epoch of the
    folds, sets the median of the fold temperatures (each fitted on its fold's validation
    speakers), and writes the checkpoint, its metrics.json and MODEL_CARD.md into --model-dir
@@ -48,7 +51,7 @@ from vgd.dataset import make_reader
 from vgd.evaluate import compute_metrics, evaluate, score_clips
 from vgd.inference import Reader
 from vgd.io import atomic_write_json, atomic_write_text
-from vgd.manifest import Clip
+from vgd.manifest import Clip, ManifestError, read_manifest
 from vgd.pretrained import MODEL_DIR, model_card
 from vgd.progress import format_duration
 from vgd.provenance import file_hash
@@ -112,15 +115,21 @@ def condition_scores(
 
 
 def cross_validate_outer(
-    configs: dict[str, TrainConfig], run: RunConfig, clips: list[Clip], args, report: dict
+    configs: dict[str, TrainConfig],
+    run: RunConfig,
+    clips: list[Clip],
+    extra: list[Clip],
+    args,
+    report: dict,
 ) -> None:
-    """Every (seed, fold) for every config, fold-major so that a cut-short run stays paired."""
+    """Every (seed, fold) for every config, fold-major so that a cut-short run stays paired;
+    the ``extra`` clips join every fold's training speakers."""
     runs = report["runs"] = {name: [] for name in configs}
     t0, total, done = time.perf_counter(), len(args.seeds) * args.folds * len(configs), 0
     for seed in args.seeds:
         folds = speaker_folds(clips, args.folds, seed)
         for k in range(args.folds):
-            fold = test_fold_clips(clips, folds, k, seed)
+            fold = test_fold_clips(clips, folds, k, seed) + extra
             for name, config in configs.items():
                 row = {"seed": seed, "fold": k, **run_fold(config, run, fold, args.conditions)}
                 runs[name].append(row)
@@ -323,6 +332,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--final-only", action="store_true", help="train the final model from --out's results"
     )
+    p.add_argument(
+        "--extra-train",
+        type=Path,
+        help="a manifest whose clips join every fold's (and the final model's) training speakers",
+    )
     p.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="where the model goes")
     p.add_argument("--out", type=Path, default=Path("results/real_model"))
     p.add_argument(
@@ -346,12 +360,24 @@ def main(argv: list[str] | None = None) -> int:
     clips = build("librispeech", args.root, validate="header", progress=False).clips
     print(f"{len(clips)} clips, {len({speaker_key(c) for c in clips})} speakers", flush=True)
     results = args.out / "results.json"
-    report = json.loads(results.read_text()) if args.final_only else measure(args, recipe, clips)
+    try:
+        extra = (
+            [c.with_split("train") for c in read_manifest(args.extra_train)]
+            if args.extra_train
+            else []
+        )
+    except ManifestError as e:
+        print(f"real_model: error: {e}", file=sys.stderr)
+        return 2
+    if args.final_only:
+        report = json.loads(results.read_text())
+    else:
+        report = measure(args, recipe, clips, extra)
     if not args.no_final:
         run = RunConfig(str(args.root), "cpu", threads=args.threads, cache_dir=args.cache_dir)
         name = _run_of(report, recipe)
         rows, cv = report["runs"][name], report["summary"][name]
-        path = train_final(recipe, run, clips, rows, args.model_dir, cv, report["device"])
+        path = train_final(recipe, run, clips + extra, rows, args.model_dir, cv, report["device"])
         digest = file_hash(path, hashlib.sha256())
         report["model"] = {"path": str(path), "sha256": digest}
         size = path.stat().st_size / 1024
@@ -370,7 +396,9 @@ def _run_of(report: dict[str, Any], recipe: TrainConfig) -> str:
     raise SystemExit("real_model: error: no measured run used this recipe (measure it first)")
 
 
-def measure(args: argparse.Namespace, recipe: TrainConfig, clips: list[Clip]) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace, recipe: TrainConfig, clips: list[Clip], extra: list[Clip]
+) -> dict[str, Any]:
     """The outer CV of the recipe (and the default, paired), printed and saved."""
     run = RunConfig(str(args.root), args.device, threads=args.threads, cache_dir=args.cache_dir)
     baseline = load_config(args.baseline) if args.baseline else TrainConfig()
@@ -384,9 +412,10 @@ def measure(args: argparse.Namespace, recipe: TrainConfig, clips: list[Clip]) ->
         "folds": args.folds,
         "device": args.device,
         "configs": {name: to_dict(c) for name, c in configs.items()},
+        "extra_train": {"manifest": str(args.extra_train), "clips": len(extra)} if extra else None,
         "summary": {},
     }
-    cross_validate_outer(configs, run, clips, args, report)
+    cross_validate_outer(configs, run, clips, extra, args, report)
     for name, s in report["summary"].items():
         print(summary_line(name, s))
     report["baseline"] = args.baseline or "vgd defaults"

@@ -12,6 +12,7 @@ from conftest import load_script
 from vgd.calibration import fit_temperature
 from vgd.checkpoint import load_checkpoint
 from vgd.config import TrainConfig, apply_overrides, save_config
+from vgd.manifest import read_manifest
 
 TINY = {"model.width": 4, "model.n_blocks": 2, "window.seconds": 1.0, "optim.epochs": 2}
 
@@ -70,3 +71,43 @@ def test_paired_folds_then_the_same_model_twice(script, tmp_path):
     assert "3 outer folds" in card and "CC BY 4.0" in card
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["cv"]["balanced_accuracy"]["mean"] == pytest.approx(sum(recipe_scores) / 3)
+
+
+def test_extra_clips_train_every_fold_and_are_never_tested(
+    script, tmp_path, toy_manifest, monkeypatch
+):
+    root = tmp_path / "LibriSpeech"
+    fake_librispeech(root, speakers=6)
+    extra = read_manifest(toy_manifest)
+    seen = []
+
+    def fake_fold(config, run, clips, conditions=()):
+        seen.append(clips)
+        scores = dict.fromkeys(
+            ("balanced_accuracy", "accuracy", "recall_female", "recall_male"), 1.0
+        )
+        return {**scores, "ece": 0.0, "ece_uncalibrated": 0.0, "epochs": 1, "train_seconds": 0.0}
+
+    monkeypatch.setattr(script, "run_fold", fake_fold)
+    out = tmp_path / "out"
+    args = ["--root", str(root), "--extra-train", str(toy_manifest), "--folds", "3"]
+    assert script.main([*args, "--seeds", "1", "--no-final", "--out", str(out)]) == 0
+    assert len(seen) == 3
+    for clips in seen:
+        splits = {c.path: c.split for c in clips}
+        assert all(splits[c.path] == "train" for c in extra)
+        tested = {c.speaker for c in clips if c.split == "test"}
+        assert len(tested) == 2 and all(
+            c.corpus == "librispeech" for c in clips if c.split != "train"
+        )
+    report = json.loads((out / "results.json").read_text())
+    assert report["extra_train"] == {"manifest": str(toy_manifest), "clips": len(extra)}
+
+
+def test_a_missing_extra_manifest_is_one_line_naming_it(script, tmp_path, capsys):
+    root = tmp_path / "LibriSpeech"
+    fake_librispeech(root, speakers=6)
+    missing = tmp_path / "nope.csv"
+    assert script.main(["--root", str(root), "--extra-train", str(missing), "--no-final"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(missing) in err and len(err.splitlines()) == 1
