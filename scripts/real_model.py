@@ -16,7 +16,8 @@
    (``balanced_accuracy@<condition>``), paired as well: what recording-condition augmentation
    is for, which clean folds cannot show.
    With ``--extra-train MANIFEST`` (the built-in corpus, say), those clips join every fold's
-   training speakers and the final model's, never its validation or test speakers.
+   training speakers, never its validation or test speakers; it measures only (``--no-final``),
+   since the shipped model's card describes LibriSpeech alone.
 3. Unless ``--no-final``, trains the recipe on every speaker for the median best epoch of the
    folds, sets the median of the fold temperatures (each fitted on its fold's validation
    speakers), and writes the checkpoint, its metrics.json and MODEL_CARD.md into --model-dir
@@ -335,7 +336,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--extra-train",
         type=Path,
-        help="a manifest whose clips join every fold's (and the final model's) training speakers",
+        help="a manifest whose clips join every fold's training speakers (with --no-final)",
     )
     p.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="where the model goes")
     p.add_argument("--out", type=Path, default=Path("results/real_model"))
@@ -360,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     clips = build("librispeech", args.root, validate="header", progress=False).clips
     print(f"{len(clips)} clips, {len({speaker_key(c) for c in clips})} speakers", flush=True)
     results = args.out / "results.json"
+    if args.extra_train and not args.no_final:
+        print("real_model: error: --extra-train measures only: add --no-final", file=sys.stderr)
+        return 2
     try:
         extra = (
             [c.with_split("train") for c in read_manifest(args.extra_train)]
@@ -377,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         run = RunConfig(str(args.root), "cpu", threads=args.threads, cache_dir=args.cache_dir)
         name = _run_of(report, recipe)
         rows, cv = report["runs"][name], report["summary"][name]
-        path = train_final(recipe, run, clips + extra, rows, args.model_dir, cv, report["device"])
+        path = train_final(recipe, run, clips, rows, args.model_dir, cv, report["device"])
         digest = file_hash(path, hashlib.sha256())
         report["model"] = {"path": str(path), "sha256": digest}
         size = path.stat().st_size / 1024
