@@ -29,7 +29,12 @@ from vgd.io import atomic_write_json
 
 def load_runs(paths: list[Path], run: str) -> list[list[dict[str, Any]]]:
     """The named run's fold rows of each report; raises ValueError unless they share folds."""
-    runs = [json.loads(p.read_text())["runs"][run] for p in paths]
+    runs = []
+    for path in paths:
+        report = json.loads(path.read_text())
+        if run not in report.get("runs", {}):
+            raise ValueError(f"{path}: no run {run!r} (has {', '.join(report.get('runs', {}))})")
+        runs.append(report["runs"][run])
     first = [(r["seed"], r["fold"], r["oof_targets"]) for r in runs[0]]
     for path, rows in zip(paths[1:], runs[1:]):
         if [(r["seed"], r["fold"], r["oof_targets"]) for r in rows] != first:
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             table.append({"members": [str(args.results[i]) for i in combo], **s})
             ba = s["balanced_accuracy"]
             recalls = "  ".join(
-                f"{k[7:]} {v['mean']:.4f}" for k, v in s.items() if k != "balanced_accuracy"
+                f"{key[7:]} {v['mean']:.4f}" for key, v in s.items() if key != "balanced_accuracy"
             )
             print(
                 f"{'+'.join(str(i + 1) for i in combo):>8}  balanced accuracy {ba['mean']:.4f} ± "
