@@ -18,6 +18,12 @@
    With ``--extra-train MANIFEST`` (the built-in corpus, say), those clips join every fold's
    training speakers, never its validation or test speakers; it measures only (``--no-final``),
    since the shipped model's card describes LibriSpeech alone.
+   With ``--train-fractions 0.25 0.5``, the recipe is also trained on a seeded share of each
+   fold's training speakers per label (nested: the quarter is inside the half), same validation
+   and test speakers: a learning curve, which says whether more readers would help.
+   With ``--refit``, each fold's model is trained again on its training and validation speakers
+   together for the epochs its validation chose, at its fitted temperature, and that model is
+   scored: the final model's procedure, so the folds estimate the model that ships.
 3. Unless ``--no-final``, trains the recipe on every speaker for the median best epoch of the
    folds, sets the median of the fold temperatures (each fitted on its fold's validation
    speakers), and writes the checkpoint, its metrics.json and MODEL_CARD.md into --model-dir
@@ -32,6 +38,7 @@ import argparse
 import hashlib
 import json
 import logging
+import random
 import statistics
 import sys
 import time
@@ -56,8 +63,8 @@ from vgd.manifest import Clip, ManifestError, read_manifest
 from vgd.pretrained import MODEL_DIR, model_card
 from vgd.progress import format_duration
 from vgd.provenance import file_hash
-from vgd.splits import speaker_folds, speaker_key
-from vgd.train import Trainer
+from vgd.splits import speaker_folds, speaker_key, speakers_by_label
+from vgd.train import Trainer, TrainResult
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT.parent / "shared/data/LibriSpeech"
@@ -66,12 +73,19 @@ CONDITION = "balanced_accuracy@"  # + a test condition's name
 
 
 def run_fold(
-    config: TrainConfig, run: RunConfig, clips: list[Clip], conditions: Sequence[str] = ()
+    config: TrainConfig,
+    run: RunConfig,
+    clips: list[Clip],
+    conditions: Sequence[str] = (),
+    refit: bool = False,
 ) -> dict[str, Any]:
     """Train on the fold's train/val speakers, score its test speakers (calibrated and not, and
     through each test condition)."""
     trainer = Trainer(config, run, clips, progress=False)
     result = trainer.fit()
+    trained_on = ("train", "val") if refit else ("train",)
+    if refit:
+        result = refit_fold(config, run, trainer.clips, result)
     test = [c for c in trainer.clips if c.split == "test"]
     loaded = LoadedModel(result.model, result.config.spec, result.config)
     m = evaluate(loaded, test, cache_dir=run.cache_dir).metrics
@@ -89,6 +103,7 @@ def run_fold(
         best_epoch=result.best_epoch,
         epochs=len(result.history),
         train_seconds=result.seconds,
+        train_speakers=len({speaker_key(c) for c in clips if c.split in trained_on}),
         n_test=len(test),
         # Out-of-fold window logits at T = 1 (4 decimals): the final model's temperature is
         # fitted on all folds' together, hundreds of clips instead of one fold's ~50.
@@ -96,6 +111,44 @@ def run_fold(
         oof_targets=targets.tolist(),
     )
     return row
+
+
+def refit_fold(
+    config: TrainConfig, run: RunConfig, clips: list[Clip], result: TrainResult
+) -> TrainResult:
+    """The fold's recipe again on its training and validation speakers together, for the epochs
+    its validation chose, at its fitted temperature: what ``train_final`` does with every
+    speaker, so the fold scores the procedure that ships. The test speakers stay out."""
+    refit = apply_overrides(
+        config,
+        {
+            "data.train_splits": ["train"],
+            "data.val_split": "",
+            "optim.epochs": result.best_epoch,
+            "optim.patience": 0,
+        },
+    )
+    pooled = [c.with_split("train") if c.split == "val" else c for c in clips]
+    again = Trainer(refit, run, pooled, progress=False).fit()
+    again.model.temperature = result.model.temperature
+    again.best_epoch, again.seconds = result.best_epoch, result.seconds + again.seconds
+    return again
+
+
+def thin_training(clips: Sequence[Clip], fraction: float, seed: int) -> list[Clip]:
+    """The fold with a seeded share of each label's training speakers, for a learning curve.
+
+    Nested: for one seed the speakers a smaller share keeps are among those a larger one keeps.
+    Validation and test speakers are untouched, so the shares are scored on the same readers.
+    """
+    if fraction >= 1.0:
+        return list(clips)
+    keep = set()
+    for label, speakers in speakers_by_label([c for c in clips if c.split == "train"]).items():
+        order = list(speakers)
+        random.Random(f"thin:{seed}:{label}").shuffle(order)
+        keep.update(order[: max(1, round(fraction * len(order)))])
+    return [c for c in clips if c.split != "train" or speaker_key(c) in keep]
 
 
 def condition_scores(
@@ -124,7 +177,8 @@ def cross_validate_outer(
     report: dict,
 ) -> None:
     """Every (seed, fold) for every config, fold-major so that a cut-short run stays paired;
-    the ``extra`` clips join every fold's training speakers."""
+    the ``extra`` clips join every fold's training speakers; a config named ``name@F`` trains on
+    the share F of them."""
     runs = report["runs"] = {name: [] for name in configs}
     t0, total, done = time.perf_counter(), len(args.seeds) * args.folds * len(configs), 0
     for seed in args.seeds:
@@ -132,7 +186,12 @@ def cross_validate_outer(
         for k in range(args.folds):
             fold = test_fold_clips(clips, folds, k, seed) + extra
             for name, config in configs.items():
-                row = {"seed": seed, "fold": k, **run_fold(config, run, fold, args.conditions)}
+                mine = thin_training(fold, _share(name), seed * 1000 + k)
+                row = {
+                    "seed": seed,
+                    "fold": k,
+                    **run_fold(config, run, mine, args.conditions, args.refit),
+                }
                 runs[name].append(row)
                 done += 1
                 eta = (time.perf_counter() - t0) / done * (total - done)
@@ -338,6 +397,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="a manifest whose clips join every fold's training speakers (with --no-final)",
     )
+    p.add_argument(
+        "--train-fractions",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also the recipe on these shares of each fold's training speakers (with --no-final)",
+    )
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="score each fold's model retrained on its train+val speakers, as the final model is",
+    )
     p.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="where the model goes")
     p.add_argument("--out", type=Path, default=Path("results/real_model"))
     p.add_argument(
@@ -361,8 +432,15 @@ def main(argv: list[str] | None = None) -> int:
     clips = build("librispeech", args.root, validate="header", progress=False).clips
     print(f"{len(clips)} clips, {len({speaker_key(c) for c in clips})} speakers", flush=True)
     results = args.out / "results.json"
-    if args.extra_train and not args.no_final:
-        print("real_model: error: --extra-train measures only: add --no-final", file=sys.stderr)
+    for given, flag in (
+        (args.extra_train, "--extra-train"),
+        (args.train_fractions, "--train-fractions"),
+    ):
+        if given and not args.no_final:
+            print(f"real_model: error: {flag} measures only: add --no-final", file=sys.stderr)
+            return 2
+    if any(not 0.0 < f < 1.0 for f in args.train_fractions):
+        print("real_model: error: --train-fractions must lie in (0, 1)", file=sys.stderr)
         return 2
     try:
         extra = (
@@ -395,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_of(report: dict[str, Any], recipe: TrainConfig) -> str:
     """The measured run whose config is the recipe (a --final-only run may name either)."""
     for name, config in report["configs"].items():
-        if config == to_dict(recipe):
+        if config == to_dict(recipe) and "@" not in name:
             return name
     raise SystemExit("real_model: error: no measured run used this recipe (measure it first)")
 
@@ -410,6 +488,7 @@ def measure(
     if args.compare and not compare:
         print("the recipe is the baseline configuration: nothing to compare", flush=True)
     configs = {"recipe": recipe, **({"baseline": baseline} if compare else {})}
+    configs.update({f"recipe@{f:g}": recipe for f in sorted(args.train_fractions)})
     report: dict[str, Any] = {
         "root": str(args.root),
         "seeds": args.seeds,
@@ -417,6 +496,7 @@ def measure(
         "device": args.device,
         "configs": {name: to_dict(c) for name, c in configs.items()},
         "extra_train": {"manifest": str(args.extra_train), "clips": len(extra)} if extra else None,
+        "refit": args.refit,
         "summary": {},
     }
     cross_validate_outer(configs, run, clips, extra, args, report)
@@ -433,7 +513,75 @@ def measure(
         for name, p in report["paired_conditions"].items():
             print(condition_line(name, p))
         plot(report, args.out / "comparison.png")
+    if args.train_fractions:
+        report["learning_curve"] = learning_curve(report["runs"])
+        print("\n".join(learning_curve_lines(report["learning_curve"])))
+        plot_learning_curve(report, args.out / "learning_curve.png")
     return report
+
+
+def learning_curve(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
+    """Per share of the training speakers: how many, the folds' balanced accuracy, and its
+    paired difference from the recipe on all of them (same validation and test readers)."""
+    full = runs["recipe"]
+    points = []
+    for name in sorted((n for n in runs if n.startswith("recipe")), key=_share):
+        rows = runs[name]
+        scores = [r["balanced_accuracy"] for r in rows]
+        points.append(
+            {
+                "run": name,
+                "share": _share(name),
+                "train_speakers": statistics.fmean(r["train_speakers"] for r in rows),
+                "balanced_accuracy": statistics.fmean(scores),
+                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                "min": min(scores),
+                "vs_all": paired(rows, full[: len(rows)])["mean_difference"],
+            }
+        )
+    return points
+
+
+def _share(name: str) -> float:
+    return float(name.partition("@")[2] or 1.0)
+
+
+def learning_curve_lines(points: list[dict[str, Any]]) -> list[str]:
+    lines = [f"{'share':>5} {'speakers':>8} {'bal acc':>8} {'std':>7} {'min':>7} {'to all':>8}"]
+    for p in points:
+        lines.append(
+            f"{p['share']:>5.2f} {p['train_speakers']:>8.1f} {p['balanced_accuracy']:>8.4f} "
+            f"{p['std']:>7.4f} {p['min']:>7.4f} {p['vs_all']:>+8.4f}"
+        )
+    return lines
+
+
+def plot_learning_curve(report: dict[str, Any], path: Path) -> Path:
+    """Test balanced accuracy against training speakers: each fold's line and the mean."""
+    from vgd.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    names = [p["run"] for p in report["learning_curve"]]
+    rows = [report["runs"][n] for n in names]
+    for fold in zip(*rows):
+        ax.plot(
+            [r["train_speakers"] for r in fold],
+            [r["balanced_accuracy"] for r in fold],
+            color="0.8",
+            lw=0.8,
+        )
+    x = [p["train_speakers"] for p in report["learning_curve"]]
+    y = [p["balanced_accuracy"] for p in report["learning_curve"]]
+    ax.plot(x, y, "o-", color="C0", lw=2, label="mean over folds")
+    ax.set_xlabel("training speakers per fold")
+    ax.set_ylabel("test balanced accuracy")
+    ax.set_title(
+        f"{len(report['seeds'])} seeds × {report['folds']} folds, LibriSpeech (CC BY 4.0)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":
