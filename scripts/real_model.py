@@ -119,20 +119,26 @@ def refit_fold(
     """The fold's recipe again on its training and validation speakers together, for the epochs
     its validation chose, at its fitted temperature: what ``train_final`` does with every
     speaker, so the fold scores the procedure that ships. The test speakers stay out."""
-    refit = apply_overrides(
-        config,
-        {
-            "data.train_splits": ["train"],
-            "data.val_split": "",
-            "optim.epochs": result.best_epoch,
-            "optim.patience": 0,
-        },
-    )
+    refit = without_validation(config, result.best_epoch)
     pooled = [c.with_split("train") if c.split == "val" else c for c in clips]
     again = Trainer(refit, run, pooled, progress=False).fit()
     again.model.temperature = result.model.temperature
     again.best_epoch, again.seconds = result.best_epoch, result.seconds + again.seconds
     return again
+
+
+def without_validation(config: TrainConfig, epochs: int) -> TrainConfig:
+    """The recipe trained on the ``train`` split alone for exactly ``epochs``: no validation
+    to stop it, since the epochs were chosen on validation speakers that now train."""
+    return apply_overrides(
+        config,
+        {
+            "data.train_splits": ["train"],
+            "data.val_split": "",
+            "optim.epochs": epochs,
+            "optim.patience": 0,
+        },
+    )
 
 
 def thin_training(clips: Sequence[Clip], fraction: float, seed: int) -> list[Clip]:
@@ -316,15 +322,7 @@ def train_final(
     epochs = int(statistics.median(r["best_epoch"] for r in rows))
     calibration = pooled_calibration(rows)
     temperature = calibration["temperature"]
-    final = apply_overrides(
-        config,
-        {
-            "data.train_splits": ["train"],
-            "data.val_split": "",
-            "optim.epochs": epochs,
-            "optim.patience": 0,
-        },
-    )
+    final = without_validation(config, epochs)
     every = [c.with_split("train") for c in clips]
     result = Trainer(final, run, every, progress=False).fit()
     result.model.temperature = temperature
@@ -354,7 +352,7 @@ def train_final(
 
 def plot(report: dict[str, Any], path: Path) -> Path:
     """Balanced accuracy per fold, baseline against recipe, paired by fold."""
-    from vgd.plots import pyplot, save_figure
+    from vgd.plots import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
@@ -365,6 +363,13 @@ def plot(report: dict[str, Any], path: Path) -> Path:
         )
     ax.set_xlabel("fold (seed-major)")
     ax.set_ylabel("test balanced accuracy")
+    return _finish(fig, ax, report, path)
+
+
+def _finish(fig, ax, report: dict[str, Any], path: Path) -> Path:
+    """The folds' caption and the legend, then the figure saved to ``path``."""
+    from vgd.plots import save_figure
+
     ax.set_title(
         f"{len(report['seeds'])} seeds × {report['folds']} folds, LibriSpeech (CC BY 4.0)",
         fontsize=10,
@@ -558,7 +563,7 @@ def learning_curve_lines(points: list[dict[str, Any]]) -> list[str]:
 
 def plot_learning_curve(report: dict[str, Any], path: Path) -> Path:
     """Test balanced accuracy against training speakers: each fold's line and the mean."""
-    from vgd.plots import pyplot, save_figure
+    from vgd.plots import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
@@ -576,12 +581,7 @@ def plot_learning_curve(report: dict[str, Any], path: Path) -> Path:
     ax.plot(x, y, "o-", color="C0", lw=2, label="mean over folds")
     ax.set_xlabel("training speakers per fold")
     ax.set_ylabel("test balanced accuracy")
-    ax.set_title(
-        f"{len(report['seeds'])} seeds × {report['folds']} folds, LibriSpeech (CC BY 4.0)",
-        fontsize=10,
-    )
-    ax.legend(fontsize=8, loc="lower right")
-    return save_figure(fig, path)
+    return _finish(fig, ax, report, path)
 
 
 if __name__ == "__main__":
