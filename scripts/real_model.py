@@ -3,7 +3,7 @@
     python scripts/real_model.py [--root ../shared/data/LibriSpeech]
         [--recipe vgd/pretrained/recipe.yaml] [--seeds 1 2] [--folds 5] [--compare] [--no-final]
         [--device cpu] [--conditions telephone reverb mulaw mp3 noise] [--extra-train MANIFEST]
-        [--out results/real_model]
+        [--train-fractions 0.25 0.5 0.75] [--refit] [--out results/real_model]
 
 1. Cross-validates the recipe (the configuration the search chose) over ``seeds × folds``
    speaker-disjoint outer folds (test = fold k, val = fold k+1, train = the rest). The fold seeds
