@@ -194,22 +194,39 @@ def make_step(config: TrainConfig, device: torch.device, precision: str) -> Step
     return Step(model, spec_augment, optimizer, scaler, device, precision, o.grad_clip)
 
 
-def model_rate(step: Step, config: TrainConfig, seconds: float) -> dict:
+def model_rate(
+    step: Step, config: TrainConfig, seconds: float, call: Callable | None = None
+) -> dict:
     """Clips/s of model steps on one fixed, pre-made batch: the bound with free input."""
     device, b = step.device, config.optim.batch_size
     wave = 0.1 * torch.randn(b, config.spec.window_samples, device=device)
     label = torch.randint(0, len(config.data.labels), (b,), device=device)
+    call = call or step
 
     def steps() -> int:
         n, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            step(wave, label)
+            call(wave, label)
             n += b
         return n
 
     for _ in range(3):
-        step(wave, label)
+        call(wave, label)
     return timed_rounds(steps, device, 3)
+
+
+def compiled_rate(config: TrainConfig, device: torch.device, precision: str, seconds: float):
+    """The model-only bound with the step under torch.compile (on CUDA in reduce-overhead mode,
+    which replays CUDA graphs): what kernel-launch overhead costs a small model. A failure to
+    compile is reported in the result, not raised: it is what this probe is for."""
+    step = make_step(config, device, precision)
+    mode = "reduce-overhead" if device.type == "cuda" else "default"
+    start = time.perf_counter()
+    try:
+        result = model_rate(step, config, seconds, call=torch.compile(step.__call__, mode=mode))
+    except Exception as e:  # noqa: BLE001 - any compiler failure is the finding
+        return {"mode": mode, "error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
+    return {**result, "mode": mode, "with_compile_s": time.perf_counter() - start}
 
 
 def fed_rate(step: Step, batcher: DeviceBatcher, seconds: float) -> dict:
@@ -279,6 +296,8 @@ def measure(args: argparse.Namespace, manifest: str, tmp: Path) -> dict[str, Any
     step = make_step(config, device, precision)
     report["model_only"] = model_rate(step, config, args.seconds)
     report["new_plus_model"] = fed_rate(step, batcher, args.seconds)
+    if args.compile:
+        report["model_compiled"] = compiled_rate(config, device, precision, args.seconds)
     if args.end_to_end:
         e2e = end_to_end(config, manifest, args.device, args.threads, args.epochs)
         report["end_to_end"] = e2e
@@ -292,6 +311,7 @@ def print_table(report: dict[str, Any]) -> None:
         ("new", "input only: DeviceBatcher"),
         ("model_only", "model only: fwd + SpecAugment + loss + bwd + AdamW, fixed batch"),
         ("new_plus_model", "DeviceBatcher feeding the model step"),
+        ("model_compiled", "model only, the step under torch.compile"),
         ("end_to_end", "vgd.train.train (its per-epoch training rate)"),
     ]
     print(
@@ -302,7 +322,9 @@ def print_table(report: dict[str, Any]) -> None:
     )
     print(f"{'path':<16} {'median clips/s':>14} {'range over rounds':>19}  what")
     for key, what in rows:
-        if key in report:
+        if key in report and "error" in report[key]:
+            print(f"{key:<16} failed: {report[key]['error']}")
+        elif key in report:
             r = report[key]
             lo, hi = r["range"]
             print(f"{key:<16} {r['clips_per_s']:>14.0f} {lo:>9.0f}–{hi:<9.0f}  {what}")
@@ -323,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="per timed round of fast paths")
     p.add_argument("--storage", default="auto", choices=["auto", "int16", "float32"])
     p.add_argument("--end-to-end", action="store_true", help="also time vgd.train.train")
+    p.add_argument("--compile", action="store_true", help="also the model step under torch.compile")
     p.add_argument("--json", default="", help="write the numbers here")
     args = p.parse_args(argv)
     if args.threads:

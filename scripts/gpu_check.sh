@@ -64,6 +64,10 @@ for bs in 128 512; do
     --batch-size $bs --seconds 2 --json "$OUT/train_bs$bs.json" 2>&1 | tail -3 || true
 done
 
+echo "== the model-only bound at batch 32 with the step compiled (CUDA graphs)"
+timeout 150 $PY scripts/bench_train.py --device "$DEVICE" --manifest "$OUT/synth/manifest.csv" \
+  --compile --seconds 2 --json "$OUT/train_compiled.json" 2>&1 | tail -4 || true
+
 echo "== prediction speed"
 timeout 150 $PY scripts/bench_predict.py --device "$DEVICE" --model "$OUT/trial/model.pt" \
   --threads 8 --minutes 60 --out "$OUT/predict.json" 2>&1 | tail -11 || true
@@ -88,6 +92,11 @@ for bs in (128, 512):
     bound = load(f"train_bs{bs}.json").get("model_only", {})
     if "clips_per_s" in bound:
         rows.append((f"train: model_only at batch {bs}", f"{bound['clips_per_s']:,.0f} clips/s"))
+compiled = load("train_compiled.json").get("model_compiled", {})
+if compiled:
+    rows.append(("train: model_only at batch 32, compiled",
+                 f"{compiled['clips_per_s']:,.0f} clips/s" if "clips_per_s" in compiled
+                 else compiled.get("error", "?")))
 trial = load("trial.json")
 if trial:
     rows.append(("default trial, 40 epochs (with start-up)", f"{trial['trial_seconds']:.1f} s"))
