@@ -215,7 +215,9 @@ def model_rate(
     return timed_rounds(steps, device, 3)
 
 
-def compiled_rate(config: TrainConfig, device: torch.device, precision: str, seconds: float):
+def compiled_rate(
+    config: TrainConfig, device: torch.device, precision: str, seconds: float
+) -> dict:
     """The model-only bound with the step under torch.compile (on CUDA in reduce-overhead mode,
     which replays CUDA graphs): what kernel-launch overhead costs a small model. A failure to
     compile is reported in the result, not raised: it is what this probe is for."""
@@ -224,7 +226,7 @@ def compiled_rate(config: TrainConfig, device: torch.device, precision: str, sec
     start = time.perf_counter()
     try:
         result = model_rate(step, config, seconds, call=torch.compile(step.__call__, mode=mode))
-    except Exception as e:  # noqa: BLE001 - any compiler failure is the finding
+    except Exception as e:  # any compiler failure is the finding
         return {"mode": mode, "error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
     return {**result, "mode": mode, "with_compile_s": time.perf_counter() - start}
 
