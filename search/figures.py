@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search.results import TrialRow
 from search.space import SearchSpace
+from search.trials import TrialRow
 from vgd.plots import pyplot, save_figure
 
 STYLE = {

@@ -8,43 +8,17 @@ import io
 import json
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from search.progress import trial_outcome
 from search.space import SearchSpace, trial_overrides
+from search.trials import TrialRow
 from vgd.config import TrainConfig, apply_overrides, save_config
 from vgd.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 MIN_TRIALS_FOR_IMPORTANCE = 5
-
-
-@dataclass
-class TrialRow:
-    """One trial's outcome, measured at the epoch whose weights it keeps."""
-
-    trial_id: str
-    status: str  # completed, stopped (by the scheduler), failed, running, pending
-    params: dict[str, Any]
-    value: float | None  # the space's metric at the best epoch
-    metrics: dict[str, Any] = field(default_factory=dict)  # at the best epoch
-    epochs: int = 0
-    best_epoch: int = 0
-    seconds: float = 0.0  # wall time Tune measured inside the trial
-    train_seconds: float = 0.0  # of which inside vgd's training loop
-    start: float = 0.0  # unix time
-    end: float = 0.0
-    curve: list[float] = field(default_factory=list)  # the metric per epoch
-    node_id: str = ""
-    device: str = ""  # cpu or cuda: where it trained
-    gpu_ids: str = ""  # Ray's GPU ids for it, comma-separated
-    cuda_visible_devices: str = ""  # as its process saw it
-    error: str = ""
-    checkpoint: str = ""
-    failures: int = 0  # times it raised (it is retried up to the configured limit)
-    order: int = 0  # creation order: 1 is the default configuration
 
 
 def collect_rows(analysis: Any, space: SearchSpace, default_epochs: int) -> list[TrialRow]:
