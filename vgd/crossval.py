@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides, to_dict
+from vgd.inference import Reader
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError
 from vgd.splits import check_speaker_disjoint, select, speaker_folds, speaker_key
@@ -147,6 +148,7 @@ class CrossValidation:
         clips: Sequence[Clip] | None = None,
         state_dir: str | Path | None = None,
         seed: int | None = None,
+        reader: Reader | None = None,
     ):
         if folds < 2:
             raise ConfigError(f"cv: needs at least 2 folds, not {folds}")
@@ -163,6 +165,7 @@ class CrossValidation:
                 fold_clips(pool, fold_of, k),
                 state_dir=self.state_dir / f"fold{k}" if self.state_dir else None,
                 progress=False,
+                reader=reader,
             )
             for k in range(folds)
         ]
@@ -239,9 +242,11 @@ def cross_validate(
     callbacks: Iterable[Callback] = (),
     state_dir: str | Path | None = None,
     seed: int | None = None,
+    reader: Reader | None = None,
 ) -> CVResult:
-    """Cross-validate ``config`` over ``folds`` speaker folds (seed: ``config.split.seed``)."""
-    cv = CrossValidation(config, run, folds, clips, state_dir, seed)
+    """Cross-validate ``config`` over ``folds`` speaker folds (seed: ``config.split.seed``);
+    ``reader`` reads the clips' audio instead of their files."""
+    cv = CrossValidation(config, run, folds, clips, state_dir, seed, reader)
     for cb in callbacks:
         cv.add_callback(cb)
     return cv.fit()

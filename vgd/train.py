@@ -76,10 +76,19 @@ def load_clips(
 
 
 def usable_clips(
-    clips: Sequence[Clip], audio: AudioConfig, cache_dir: str = "", progress: bool = False
+    clips: Sequence[Clip],
+    audio: AudioConfig,
+    cache_dir: str = "",
+    progress: bool = False,
+    reader: Reader | None = None,
 ) -> tuple[list[Clip], list[str]]:
-    """Drop clips that cannot be read, listing why; with a cache this decodes each file once."""
-    if cache_dir:
+    """Drop clips that cannot be read, listing why; with a cache this decodes each file once.
+
+    With a ``reader`` (e.g. audio already in memory) each clip is tried through it instead.
+    """
+    if reader is not None:
+        failed = _unreadable(clips, reader)
+    elif cache_dir:
         report = prefill(AudioCache(cache_dir, audio), [c.path for c in clips], progress=progress)
         failed = report.failed
     else:
@@ -94,11 +103,25 @@ def usable_clips(
     return [c for c in clips if c.path not in failed], [f"{p}: {r}" for p, r in failed.items()]
 
 
+def _unreadable(clips: Sequence[Clip], reader: Reader) -> dict[str, str]:
+    failed = {}
+    for c in clips:
+        try:
+            reader(c.path)
+        except AudioError as e:
+            failed[c.path] = e.reason
+    return failed
+
+
 def _data(
-    config: TrainConfig, run: RunConfig, clips: Sequence[Clip], device: torch.device
+    config: TrainConfig,
+    run: RunConfig,
+    clips: Sequence[Clip],
+    device: torch.device,
+    reader: Reader | None = None,
 ) -> _Data:
     d = config.data
-    reader = make_reader(config.audio, run.cache_dir)
+    reader = reader or make_reader(config.audio, run.cache_dir)
     train_clips = select(clips, d.train_splits)
     if not train_clips:
         raise ManifestError(f"{run.manifest}: no clips in training split(s) {list(d.train_splits)}")
@@ -134,13 +157,15 @@ class Trainer:
         state_dir: str | Path | None = None,
         progress: bool = True,
         init_state: dict[str, torch.Tensor] | None = None,
+        reader: Reader | None = None,
     ):
         self.config = config
         self.run = run
         self.init_state = init_state  # starting weights (fine-tuning); a resumed run overrides
+        self.reader = reader  # path -> waveform; None: the files, through run.cache_dir
         self.labels = tuple(config.data.labels)
         self.clips, self.unreadable = usable_clips(
-            load_clips(config, run.manifest, clips), config.audio, run.cache_dir, progress
+            load_clips(config, run.manifest, clips), config.audio, run.cache_dir, progress, reader
         )
         self.state_dir = Path(state_dir) if state_dir else None
         self.progress = progress
@@ -165,7 +190,7 @@ class Trainer:
         if self.run.threads:
             torch.set_num_threads(self.run.threads)
         torch.manual_seed(cfg.seed)
-        data = _data(cfg, self.run, self.clips, self.device)
+        data = _data(cfg, self.run, self.clips, self.device, self.reader)
         self.unreadable += data.unreadable
         model = build_model(cfg.spec).to(self.device)
         if self.init_state is not None:
@@ -468,14 +493,22 @@ def train(
     state_dir: str | Path | None = None,
     progress: bool = True,
     init_state: dict[str, torch.Tensor] | None = None,
+    reader: Reader | None = None,
 ) -> TrainResult:
     """Train a model as ``config`` says, where ``run`` says; ``clips`` replaces the manifest's.
 
     The returned model is on the training device, in eval mode. ``init_state`` starts from given
-    weights (e.g. a model trained on another corpus).
+    weights (e.g. a model trained on another corpus); ``reader`` reads the clips' audio instead
+    of their files (e.g. a corpus shipped in memory).
     """
     trainer = Trainer(
-        config, run, clips, state_dir=state_dir, progress=progress, init_state=init_state
+        config,
+        run,
+        clips,
+        state_dir=state_dir,
+        progress=progress,
+        init_state=init_state,
+        reader=reader,
     )
     for cb in callbacks:
         trainer.add_callback(cb)
