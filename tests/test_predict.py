@@ -14,7 +14,9 @@ from vgd import signals
 from vgd.audio import save_audio
 from vgd.checkpoint import load_checkpoint
 from vgd.cli import main
-from vgd.predict import PredictConfig, find_audio, format_predictions, predict_paths
+from vgd.audio import find_audio
+from vgd.formats import format_predictions
+from vgd.predict import PredictConfig, predict_paths
 
 # The toy voices are harmonic tones: a model learns their pitch, Silero VAD rightly hears no speech.
 NO_VAD = PredictConfig(vad=None)
@@ -83,7 +85,7 @@ def test_folders_are_searched_recursively_for_audio_only(tmp_path):
     files, errors = find_audio([tmp_path])
     assert [f.name for f in files] == ["x.flac"] and not errors
     (tmp_path / "empty").mkdir()
-    assert find_audio([tmp_path / "empty"])[1][0].error == "folder holds no audio files"
+    assert find_audio([tmp_path / "empty"])[1][0].reason == "folder holds no audio files"
 
 
 def test_output_formats(loaded, tmp_path):

@@ -22,24 +22,26 @@ from vgd.audio import save_audio
 from vgd.checkpoint import LoadedModel
 from vgd.cli import main
 from vgd.config import ModelSpec, TrainConfig, WindowConfig
-from vgd.segment import (
+from vgd.formats import (
     CSV_COLUMNS,
-    FRAME_S,
     NONSPEECH,
     UNKNOWN,
     FileSegments,
     Segment,
+    format_segments,
+    write_per_file,
+)
+from vgd.segment import (
+    FRAME_S,
     SegmentConfig,
     Segmenter,
     cut_windows,
     decode,
-    format_segments,
     min_turn_path,
     segment_paths,
     tighten_speech,
     to_segments,
     window_plan,
-    write_per_file,
 )
 
 HAS_SILERO = importlib.util.find_spec("silero_vad") is not None

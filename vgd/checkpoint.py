@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 
-from vgd import __version__
 from vgd.config import ConfigError, ModelSpec, TrainConfig, from_dict, to_dict
 from vgd.device import resolve_device
 from vgd.io import atomic_path
 from vgd.model import VoiceGenderNet, count_parameters
+from vgd.version import __version__
 
 FORMAT = "vgd-checkpoint/2"
 FORMAT_V1 = "vgd-checkpoint/1"

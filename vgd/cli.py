@@ -9,7 +9,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vgd.audio import AudioError
@@ -27,6 +27,7 @@ from vgd.corpora import SOURCES, VALIDATE
 from vgd.manifest import ManifestError, format_stats
 from vgd.predict import PredictConfig
 from vgd.registry import Registry, RegistryError
+from vgd.version import __version__
 
 log = logging.getLogger("vgd")
 
@@ -39,7 +40,6 @@ EXPECTED_ERRORS = (
     FileNotFoundError,
 )
 DEFAULT_SYNTH_DIR = "data/synth"
-DEFAULT_REGISTRY = "models"  # or $VGD_MODELS
 
 
 def _overrides(items: Sequence[str] | None) -> dict:
@@ -137,9 +137,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from vgd.checkpoint import load_checkpoint
+    from vgd.formats import format_predictions
     from vgd.io import atomic_write_text
-    from vgd.predict import format_predictions, predict_paths
 
     try:
         config = PredictConfig(
@@ -148,9 +147,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"vgd: error: {e}", file=sys.stderr)
         return 2
-    loaded = load_checkpoint(args.model or _promoted_model(args), device=args.device)
-    preds = predict_paths(loaded, args.paths, args.batch_size, not args.quiet, args.workers, config)
-    text = format_predictions(preds, loaded.labels, args.format)
+    model = _load_model(args)
+    preds = model.predict(args.paths, None, config, args.batch_size, args.workers, not args.quiet)
+    text = format_predictions(preds, model.labels, args.format)
     if args.out:
         atomic_write_text(args.out, text)
         print(f"wrote {len(preds)} predictions to {args.out}")
@@ -170,10 +169,9 @@ def _report_failures(results: Sequence) -> int:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from vgd.checkpoint import load_checkpoint
+    from vgd.audio import find_audio
+    from vgd.formats import format_segments, format_summary, write_per_file
     from vgd.io import atomic_write_text
-    from vgd.predict import find_audio
-    from vgd.segment import format_segments, format_summary, segment_paths, write_per_file
 
     config = _segment_config(args)
     if config is None:
@@ -185,8 +183,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if args.format == "textgrid" and not per_file and len(find_audio(args.paths)[0]) > 1:
         print("vgd: error: a TextGrid holds one recording: pass --out FOLDER/", file=sys.stderr)
         return 2
-    loaded = load_checkpoint(args.model or _promoted_model(args), device=args.device)
-    results = segment_paths(loaded, args.paths, config, args.batch_size, not args.quiet)
+    model = _load_model(args)
+    results = model.segment(args.paths, None, config, args.batch_size, not args.quiet)
     ok = [r for r in results if r.error is None]
     if per_file:
         written = write_per_file(results, args.format, args.out)
@@ -223,10 +221,8 @@ def cmd_plot_segments(args: argparse.Namespace) -> int:
     import torch
 
     from vgd.audio import resample, to_mono
-    from vgd.checkpoint import load_checkpoint
     from vgd.features import LogMel
     from vgd.plots import segment_bands
-    from vgd.segment import segment_paths
 
     config = _segment_config(args)
     if config is None:
@@ -234,8 +230,9 @@ def cmd_plot_segments(args: argparse.Namespace) -> int:
     if args.seconds <= 0 or args.start < 0:
         print("vgd: error: --seconds must be > 0 and --start >= 0", file=sys.stderr)
         return 2
-    loaded = load_checkpoint(args.model or _promoted_model(args), device=args.device)
-    [result] = segment_paths(loaded, [args.file], config, progress=False)
+    model = _load_model(args)
+    loaded = model.loaded
+    [result] = model.segment([args.file], None, config)
     if result.error:
         raise AudioError(result.path, result.error)
     rate = loaded.spec.audio.sample_rate
@@ -265,30 +262,23 @@ def _share_text(summary: dict) -> str:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    return Registry(args.registry or os.environ.get("VGD_MODELS") or DEFAULT_REGISTRY)
+    from vgd.api import registry_root
+
+    return Registry(registry_root(args.registry))
 
 
-def _promoted_model(args: argparse.Namespace) -> Path:
-    """The registry's current model; with none promoted, the built-in real-voice model."""
-    from vgd import pretrained
+def _load_model(args: argparse.Namespace):
+    """The model ``--model`` names (a path, a registry version, builtin), else the registry's
+    promoted one, else the built-in model: :func:`vgd.api.load_model`'s rule."""
+    from vgd.api import load_model
 
-    registry = _registry(args)
-    version = registry.current_version()
-    if version is not None:
-        log.info("using promoted model %s (%s)", version.name, version.model)
-        return version.model
-    builtin = pretrained.builtin_model()
-    if builtin is None:
-        raise RegistryError(
-            f"no promoted model in {registry.root}/ and no built-in model in this checkout; "
-            "pass --model or run vgd promote"
+    model = load_model(args.model, device=args.device, registry=args.registry)
+    if model.source.kind == "builtin" and not args.model:
+        print(
+            f"vgd: no promoted model in {model.source.registry}/: using {model.source.describe()}",
+            file=sys.stderr,
         )
-    print(
-        f"vgd: no promoted model in {registry.root}/: using the built-in model "
-        f"{pretrained.describe()}",
-        file=sys.stderr,
-    )
-    return builtin
+    return model
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -422,7 +412,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def _flags(add: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+    """A parent parser holding one group of flags, declared once and shared by subcommands."""
+    parent = argparse.ArgumentParser(add_help=False)
+    add(parent)
+    return parent
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (defaults when omitted)")
     p.add_argument(
         "--set",
@@ -432,19 +429,36 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_manifest_arg(p: argparse.ArgumentParser) -> None:
+def _manifest_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--manifest", default=RunConfig.manifest, help="manifest CSV (default: %(default)s)"
     )
 
 
-def _add_registry_arg(p: argparse.ArgumentParser) -> None:
+def _device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
+
+
+def _registry_flag(p: argparse.ArgumentParser) -> None:
+    from vgd.api import DEFAULT_REGISTRY
+
     p.add_argument(
         "--registry", help=f"model registry folder (default: $VGD_MODELS or {DEFAULT_REGISTRY})"
     )
 
 
-def _add_segment_args(p: argparse.ArgumentParser) -> None:
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    """The model that answers: --model, --device, --registry (vgd.api.load_model's arguments)."""
+    p.add_argument(
+        "--model",
+        help="checkpoint, registry version (v0003) or 'builtin' (default: the registry's "
+        "promoted model, else the built-in one)",
+    )
+    _device_flag(p)
+    _registry_flag(p)
+
+
+def _segment_flags(p: argparse.ArgumentParser) -> None:
     from vgd.segment import SegmentConfig
 
     d = SegmentConfig()
@@ -476,11 +490,49 @@ def _add_segment_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vgd", description="Voice gender detection from speech.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _predict_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--workers", type=int, default=0, help="threads decoding ahead (0: CPU cores - 1, ≤ 8)"
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=PredictConfig.min_confidence,
+        help="label a speech file 'unknown' when its best (calibrated) probability is under "
+        "this (default: %(default)s; 0 always names a gender)",
+    )
+    p.add_argument(
+        "--min-speech",
+        type=float,
+        default=PredictConfig.min_speech_s,
+        metavar="SECONDS",
+        help="label a file 'nonspeech' when Silero VAD finds less speech than this (default: "
+        "%(default)s); the speech_s column counts up to it. Silent files are always nonspeech",
+    )
+    p.add_argument(
+        "--no-vad",
+        dest="vad",
+        action="store_false",
+        help="no speech check: every file that is not silent gets a gender or 'unknown'",
+    )
 
+
+class _Flags:
+    """The shared flag groups, each built once for every subcommand that takes it."""
+
+    def __init__(self) -> None:
+        self.config = _flags(_config_flags)
+        self.manifest = _flags(_manifest_flag)
+        self.device = _flags(_device_flag)
+        self.registry = _flags(_registry_flag)
+        self.model = _flags(_model_flags)
+        self.segment = _flags(_segment_flags)
+
+
+def _data_commands(sub) -> None:
     data = sub.add_parser("data", help="build, inspect and synthesise corpora").add_subparsers(
         dest="data_command", required=True
     )
@@ -512,68 +564,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest")
     p.set_defaults(func=cmd_data_stats)
 
-    p = sub.add_parser("train", help="train a model (resumes an interrupted run in --out)")
-    _add_config_args(p)
+
+def _training_commands(sub, f: _Flags) -> None:
+    p = sub.add_parser(
+        "train", parents=[f.config], help="train a model (resumes an interrupted run in --out)"
+    )
     add_fields(p.add_argument_group("run settings (not stored in the checkpoint)"), RunConfig)
     p.add_argument("--out", default="runs/train", help="output folder")
     p.add_argument("--restart", action="store_true", help="discard saved state in --out")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score a checkpoint on a split of a manifest")
+    p = sub.add_parser(
+        "evaluate",
+        parents=[f.manifest, f.device],
+        help="score a checkpoint on a split of a manifest",
+    )
     p.add_argument("checkpoint")
-    _add_manifest_arg(p)
     p.add_argument("--split", nargs="+", default=["test"])
     p.add_argument("--out", help="folder for metrics.json, predictions and plots")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     p.add_argument("--cache-dir", default="", help="decoded-audio cache folder")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify audio files, folders and long recordings")
+    p = sub.add_parser(
+        "baseline",
+        parents=[f.config, f.manifest],
+        help="pitch-only baseline (median F0, threshold tuned on train)",
+    )
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser(
+        "config", parents=[f.config], help="print (or write) the resolved training config"
+    )
+    p.add_argument("--out", help="write YAML here")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("pipeline", help="one stage of the DVC pipeline (dvc.yaml runs these)")
+    p.add_argument("stage", choices=["data", "retrain", "evaluate"])
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_pipeline)
+
+
+def _inference_commands(sub, f: _Flags) -> None:
+    p = sub.add_parser(
+        "predict",
+        parents=[f.model],
+        help="classify audio files, folders and long recordings",
+    )
     p.add_argument("paths", nargs="+")
-    p.add_argument("--model", help="checkpoint (default: the registry's promoted model)")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.add_argument("--out", help="write to this file instead of standard output")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    p.add_argument(
-        "--workers", type=int, default=0, help="threads decoding ahead (0: CPU cores - 1, ≤ 8)"
-    )
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        default=PredictConfig.min_confidence,
-        help="label a speech file 'unknown' when its best (calibrated) probability is under "
-        "this (default: %(default)s; 0 always names a gender)",
-    )
-    p.add_argument(
-        "--min-speech",
-        type=float,
-        default=PredictConfig.min_speech_s,
-        metavar="SECONDS",
-        help="label a file 'nonspeech' when Silero VAD finds less speech than this (default: "
-        "%(default)s); the speech_s column counts up to it. Silent files are always nonspeech",
-    )
-    p.add_argument(
-        "--no-vad",
-        dest="vad",
-        action="store_false",
-        help="no speech check: every file that is not silent gets a gender or 'unknown'",
-    )
-    _add_registry_arg(p)
+    _predict_flags(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
         "segment",
+        parents=[f.model, f.segment],
         help="who speaks when, by gender: female/male/unknown/nonspeech segments of recordings",
     )
     p.add_argument("paths", nargs="+", help="audio files and folders")
-    p.add_argument("--model", help="checkpoint (default: the registry's promoted model)")
     p.add_argument("--format", choices=["csv", "rttm", "textgrid", "json"], default="csv")
     p.add_argument(
         "--out", help="a file for all recordings, or FOLDER/ for one file each (default: stdout)"
     )
-    _add_segment_args(p)
     p.add_argument(
         "--batch-size",
         type=int,
@@ -581,12 +632,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="windows per model call, across files (default: %(default)s; on a CPU as fast as "
         "64 and ~120 MB lighter)",
     )
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    _add_registry_arg(p)
     p.set_defaults(func=cmd_segment)
 
+
+def _registry_commands(sub, f: _Flags) -> None:
     p = sub.add_parser(
         "promote",
+        parents=[f.registry],
         help="add an evaluated checkpoint to the model registry (refused if it scores worse)",
     )
     p.add_argument("checkpoint", nargs="?", help="model.pt (default: the pipeline's model)")
@@ -602,53 +654,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--params", default="params.yaml", help="the pipeline's params (default model)")
     p.add_argument("--rollback", action="store_true", help="restore the previous version")
-    _add_registry_arg(p)
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser(
         "models",
+        parents=[f.registry],
         help="list the registry's versions and the built-in model (* marks the one in use)",
     )
-    _add_registry_arg(p)
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("pipeline", help="one stage of the DVC pipeline (dvc.yaml runs these)")
-    p.add_argument("stage", choices=["data", "retrain", "evaluate"])
-    p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=cmd_pipeline)
 
+def _plot_commands(sub, f: _Flags) -> None:
     plot = sub.add_parser("plot", help="figures").add_subparsers(dest="plot_command", required=True)
-    p = plot.add_parser("mel", help="log-mel spectrograms of files, side by side")
+    p = plot.add_parser(
+        "mel", parents=[f.config], help="log-mel spectrograms of files, side by side"
+    )
     p.add_argument("files", nargs="+")
     p.add_argument("--out", default="mel.png")
     p.add_argument("--titles", nargs="+", help="one title per file (default: file names)")
     p.add_argument("--seconds", type=float, default=3.0, help="plot at most this much of each")
-    _add_config_args(p)
     p.set_defaults(func=cmd_plot_mel)
 
-    p = plot.add_parser("segments", help="a recording with its gender segments as coloured bands")
+    p = plot.add_parser(
+        "segments",
+        parents=[f.model, f.segment],
+        help="a recording with its gender segments as coloured bands",
+    )
     p.add_argument("file")
-    p.add_argument("--model", help="checkpoint (default: the registry's promoted model)")
     p.add_argument("--out", default="segments.png")
     p.add_argument(
         "--view", choices=["wave", "mel"], default="wave", help="what is under the bands"
     )
     p.add_argument("--start", type=float, default=0.0, help="plot from this second")
     p.add_argument("--seconds", type=float, default=120.0, help="plot at most this much")
-    _add_segment_args(p)
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    _add_registry_arg(p)
     p.set_defaults(func=cmd_plot_segments)
 
-    p = sub.add_parser("baseline", help="pitch-only baseline (median F0, threshold tuned on train)")
-    _add_config_args(p)
-    _add_manifest_arg(p)
-    p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("config", help="print (or write) the resolved training config")
-    _add_config_args(p)
-    p.add_argument("--out", help="write YAML here")
-    p.set_defaults(func=cmd_config)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vgd`` command line: each subcommand's flags, shared groups declared once."""
+    parser = argparse.ArgumentParser(prog="vgd", description="Voice gender detection from speech.")
+    parser.add_argument("--version", action="version", version=f"vgd {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sub = parser.add_subparsers(dest="command", required=True)
+    flags = _Flags()
+    _data_commands(sub)
+    _training_commands(sub, flags)
+    _inference_commands(sub, flags)
+    _registry_commands(sub, flags)
+    _plot_commands(sub, flags)
     return parser
 
 

@@ -27,12 +27,15 @@ import torch
 from vgd.audio import (
     AudioError,
     Silent,
+    Source,
+    Waveform,
     audio_info,
     check_duration,
     load_audio,
     read_blocks,
     resample,
     rms_dbfs,
+    source_name,
     to_mono,
 )
 from vgd.config import ModelSpec
@@ -116,26 +119,28 @@ def _stream(path: str, spec: ModelSpec, frames: int, rate: int) -> Iterator[np.n
 
 
 def file_windows(
-    path: str | os.PathLike, spec: ModelSpec, reader: Reader | None = None
+    source: Source, spec: ModelSpec, reader: Reader | None = None
 ) -> tuple[float, Iterator[np.ndarray]]:
     """A file's duration and its kept windows; raises AudioError for an unusable file.
 
     ``reader`` (e.g. the decoded-audio cache) supplies the waveform instead of decoding it here.
     """
-    path = str(path)
-    wave = _whole(path, spec, reader)
+    wave = _whole(source, spec, reader)
     if wave is None:
-        return _streamed(path, spec)
-    return wave.shape[0] / spec.audio.sample_rate, wave_windows(wave, spec, path)
+        return _streamed(str(source), spec)
+    return wave.shape[0] / spec.audio.sample_rate, wave_windows(wave, spec, source_name(source))
 
 
-def _whole(path: str, spec: ModelSpec, reader: Reader | None) -> np.ndarray | None:
-    """The decoded waveform, or None for a recording long enough to be streamed."""
+def _whole(source: Source, spec: ModelSpec, reader: Reader | None) -> np.ndarray | None:
+    """The decoded waveform, or None for a file long enough to be streamed (audio already in
+    memory never is)."""
     if reader is not None:
-        return reader(path)
-    info = audio_info(path)
+        return reader(source_name(source))
+    if isinstance(source, Waveform):
+        return load_audio(source, spec.audio)
+    info = audio_info(source)
     if info.frames < 0 or info.duration_s <= STREAM_ABOVE_S:
-        return load_audio(path, spec.audio)
+        return load_audio(source, spec.audio)
     return None
 
 
@@ -214,16 +219,16 @@ class _Batches:
 
 
 def _decoded(
-    path, spec: ModelSpec, reader: Reader | None
+    source: Source, spec: ModelSpec, reader: Reader | None
 ) -> tuple[float, Iterable, Iterable[np.ndarray]]:
     """A file's duration, windows and blocks for its speech count, worked out here (in a worker
     thread); a streamed file's windows and blocks are read later, as they are used."""
-    path, rate = str(path), spec.audio.sample_rate
-    wave = _whole(path, spec, reader)
+    rate = spec.audio.sample_rate
+    wave = _whole(source, spec, reader)
     if wave is None:
-        duration, windows = _streamed(path, spec)
-        return duration, windows, _Blocks(path, rate)
-    return wave.shape[0] / rate, list(wave_windows(wave, spec, path)), [wave]
+        duration, windows = _streamed(str(source), spec)
+        return duration, windows, _Blocks(str(source), rate)
+    return wave.shape[0] / rate, list(wave_windows(wave, spec, source_name(source))), [wave]
 
 
 @dataclass(frozen=True)
@@ -237,14 +242,14 @@ class _Blocks:
         return read_blocks(self.path, self.rate, STREAM_BLOCK_S)
 
 
-def _ahead(pool, paths, spec, reader, depth: int) -> Iterator[Future]:
+def _ahead(pool, sources, spec, reader, depth: int) -> Iterator[Future]:
     """Futures of :func:`_decoded` in the order of ``paths``, at most ``depth`` in flight.
 
     The bound keeps memory flat: at most ``depth`` decoded files wait for the model.
     """
     pending: deque[Future] = deque()
-    for path in paths:
-        pending.append(pool.submit(_decoded, path, spec, reader))
+    for source in sources:
+        pending.append(pool.submit(_decoded, source, spec, reader))
         if len(pending) >= depth:
             yield pending.popleft()
     while pending:
@@ -255,7 +260,7 @@ def _ahead(pool, paths, spec, reader, depth: int) -> Iterator[Future]:
 def score(
     model: torch.nn.Module,
     spec: ModelSpec,
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[Source],
     batch_size: int = 64,
     precision: str = "fp32",
     reader: Reader | None = None,
@@ -263,7 +268,8 @@ def score(
     workers: int = 0,
     speech: SpeechCount | None = None,
 ) -> list[Scored]:
-    """Pooled probabilities of every recording, batching windows across recordings.
+    """Pooled probabilities of every recording (a file, or audio in memory), batching windows
+    across recordings.
 
     The model runs where its weights are; a file that cannot be used gets its error and the rest
     go on. ``on_done`` is called after each recording (for progress bars). ``workers`` threads

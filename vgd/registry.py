@@ -28,13 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vgd import __version__
 from vgd.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import ManifestError, check_labels, read_manifest
 from vgd.modelcard import DataSummary, model_card, summarize_data
 from vgd.provenance import file_hash, find_data_version, git_commit
 from vgd.splits import ensure_splits
+from vgd.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -19,19 +19,19 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vgd.formats import NONSPEECH, UNKNOWN, FileSegments, Segment
 from vgd.vad import FRAME, SAMPLE_RATE, VadConfig, _merge, _runs, speech_regions
 
-if TYPE_CHECKING:  # the checkpoint module imports torch; this module stays numpy-only
+if TYPE_CHECKING:  # these modules import torch; the pure core stays numpy-only
+    from vgd.audio import Source
     from vgd.checkpoint import LoadedModel
 
 FRAME_S = 0.01  # the grid of posteriors, labels and scoring
-NONSPEECH = "nonspeech"
-UNKNOWN = "unknown"
 CELL = 10  # frames per step of the turn search (0.1 s)
 EPS = 1e-6  # posteriors are clipped here before the log: a zero would forbid a label outright
 
@@ -67,49 +67,6 @@ class SegmentConfig:
         for ok, name, rule in checks:
             if not ok:
                 raise ValueError(f"SegmentConfig.{name} {rule}, got {getattr(self, name)!r}")
-
-
-@dataclass(frozen=True)
-class Segment:
-    """[start, end) seconds with one label and the mean posterior of that label over it."""
-
-    start: float
-    end: float
-    label: str
-    confidence: float
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-@dataclass
-class FileSegments:
-    """One recording's segments (covering it end to end), or the reason it has none."""
-
-    path: str
-    duration_s: float = 0.0
-    segments: list[Segment] = field(default_factory=list)
-    error: str | None = None
-
-    def seconds(self) -> dict[str, float]:
-        """Seconds per label."""
-        out: dict[str, float] = {}
-        for s in self.segments:
-            out[s.label] = out.get(s.label, 0.0) + s.duration
-        return out
-
-    def summary(self) -> dict[str, float | None]:
-        """Speech seconds in all and per label (female, male and unknown always present) and
-        the women's share of the gendered speaking time: female / (female + male) seconds."""
-        secs = {"female": 0.0, "male": 0.0, UNKNOWN: 0.0, **self.seconds()}
-        secs.pop(NONSPEECH, None)
-        female, male = secs["female"], secs["male"]
-        out: dict[str, float | None] = {"duration_s": self.duration_s}
-        out["speech_s"] = sum(secs.values())
-        out.update({f"{k}_s": v for k, v in secs.items()})
-        out["women_share"] = female / (female + male) if female + male > 0 else None
-        return out
 
 
 # ----------------------------------------------------------------------------- the pure core
@@ -373,8 +330,8 @@ class _EnergyTrack:
 class _Job:
     """One recording between its VAD pass and its last window's probabilities."""
 
-    def __init__(self, index: int, path: str, samples: int, probs: np.ndarray, classes: int):
-        self.index, self.path = index, path
+    def __init__(self, index: int, source: Source, samples: int, probs: np.ndarray, classes: int):
+        self.index, self.source, self.path = index, source, str(source)  # a Waveform: its name
         self.duration_s = samples / SAMPLE_RATE
         frames = n_frames(self.duration_s)
         self.sums = np.zeros((frames, classes))  # window probabilities summed per frame
@@ -439,9 +396,10 @@ class Segmenter:
             raise ValueError(f"model labels {self.names} use reserved name(s) {sorted(clash)}")
 
     def segment_paths(
-        self, paths: Sequence[str | os.PathLike], on_done: Callable[[], None] | None = None
+        self, paths: Sequence[Source], on_done: Callable[[], None] | None = None
     ) -> list[FileSegments]:
-        """Segments of every file, in order; a file that cannot be used gets its error.
+        """Segments of every file (or audio in memory), in order; a file that cannot be used
+        gets its error.
 
         A file's windows join one queue with the next file's, so batches are full; a file's
         result is built (and its per-frame arrays freed) as soon as its last window is scored.
@@ -451,9 +409,9 @@ class Segmenter:
         results: list[FileSegments] = [FileSegments(str(p)) for p in paths]
         open_jobs: list[_Job] = []
         queue: list[tuple[_Job, int, int, np.ndarray]] = []
-        for i, path in enumerate(map(str, paths)):
+        for i, source in enumerate(paths):
             try:
-                job = self._vad_pass(i, path)
+                job = self._vad_pass(i, source)
             except AudioError as e:
                 results[i].error = e.reason
             else:
@@ -474,22 +432,22 @@ class Segmenter:
         self._finish(open_jobs, results)
         return results
 
-    def _vad_pass(self, index: int, path: str) -> _Job:
+    def _vad_pass(self, index: int, source: Source) -> _Job:
         """Pass 1: speech probabilities of the whole file, then its speech frame ranges."""
         from vgd.audio import AudioError, audio_info, read_blocks
 
-        audio_info(path)  # missing, empty, not audio: one clear error before decoding
+        audio_info(source)  # missing, empty, not audio: one clear error before decoding
         stream, parts, samples = self.detector.stream(), [], 0
         energy = _EnergyTrack(round(FRAME_S * SAMPLE_RATE))
-        for block in read_blocks(path, SAMPLE_RATE, self.block_s):
+        for block in read_blocks(source, SAMPLE_RATE, self.block_s):
             parts.append(stream.push(block))
             energy.push(block)
             samples += block.size
         if samples == 0:
-            raise AudioError(path, "empty (0 audio frames)")
+            raise AudioError(str(source), "empty (0 audio frames)")
         parts.append(stream.flush())
         probs = np.concatenate(parts)
-        job = _Job(index, path, samples, probs, len(self.names))
+        job = _Job(index, source, samples, probs, len(self.names))
         config = self.config
         regions = speech_regions(probs, self.detector.hop_s, config.vad, job.duration_s)
         job.speech = region_frames(regions, job.sums.shape[0])
@@ -509,7 +467,7 @@ class Segmenter:
         plan = window_plan(job.speech, max(to_frame(n / rate), 1), hop)
         if not plan:
             return
-        blocks = read_blocks(job.path, rate, self.block_s)
+        blocks = read_blocks(job.source, rate, self.block_s)
         for samples, c0, c1 in cut_windows(blocks, plan, rate * FRAME_S):
             yield crop(samples, 0, n), c0, c1
 
@@ -543,169 +501,11 @@ def segment_paths(
     progress: bool = True,
 ) -> list[FileSegments]:
     """Segment every audio file under ``paths`` (folders expanded); missing ones are error rows."""
-    from vgd.predict import find_audio
+    from vgd.audio import find_audio
     from vgd.progress import Progress
 
     files, missing = find_audio(paths)
     bar = Progress(len(files), "segmenting", unit="files", enabled=progress)
     results = Segmenter(loaded, config, batch_size).segment_paths(files, on_done=bar.update)
     bar.close()
-    return [FileSegments(m.path, error=m.error) for m in missing] + results
-
-
-# ----------------------------------------------------------------------------- output
-
-FORMATS = {"csv": ".csv", "rttm": ".rttm", "textgrid": ".TextGrid", "json": ".json"}
-CSV_COLUMNS = ("path", "start", "end", "label", "confidence", "error")
-
-
-def to_csv(results: Sequence[FileSegments]) -> str:
-    """One row per segment (seconds); a file that failed is one row with its ``error``."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for r in results:
-        if r.error is not None:
-            writer.writerow([r.path, "", "", "", "", r.error])
-        for s in r.segments:
-            writer.writerow([r.path, f"{s.start:.3f}", f"{s.end:.3f}", s.label, s.confidence, ""])
-    return buf.getvalue()
-
-
-def file_id(path: str) -> str:
-    """A recording's RTTM file id: its file name without extension, whitespace replaced."""
-    from pathlib import Path
-
-    return "_".join(Path(path).stem.split()) or "recording"
-
-
-def to_rttm(results: Sequence[FileSegments]) -> str:
-    """NIST RTTM: one ``SPEAKER`` line per speech segment, the label as the speaker name.
-
-    Non-speech is not written (RTTM lists speech; whatever no line covers is non-speech), and
-    ``unknown`` speech is a speaker named ``unknown``. Files that failed have no lines: RTTM
-    has no place for an error (the command reports them and exits 1).
-    """
-    lines = []
-    for r in results:
-        for s in r.segments:
-            if s.label != NONSPEECH:
-                lines.append(
-                    f"SPEAKER {file_id(r.path)} 1 {s.start:.3f} {s.duration:.3f} "
-                    f"<NA> <NA> {s.label} <NA> <NA>"
-                )
-    return "".join(line + "\n" for line in lines)
-
-
-def to_textgrid(result: FileSegments, tier: str = "gender") -> str:
-    """A Praat TextGrid (long text format) with one IntervalTier covering the recording."""
-
-    def q(text: str) -> str:
-        return '"' + text.replace('"', '""') + '"'
-
-    xmax = f"{result.duration_s:.3f}"
-    lines = [
-        'File type = "ooTextFile"',
-        'Object class = "TextGrid"',
-        "",
-        "xmin = 0",
-        f"xmax = {xmax}",
-        "tiers? <exists>",
-        "size = 1",
-        "item []:",
-        "    item [1]:",
-        '        class = "IntervalTier"',
-        f"        name = {q(tier)}",
-        "        xmin = 0",
-        f"        xmax = {xmax}",
-        f"        intervals: size = {len(result.segments)}",
-    ]
-    for i, s in enumerate(result.segments, 1):
-        lines += [
-            f"        intervals [{i}]:",
-            f"            xmin = {s.start:.3f}",
-            f"            xmax = {s.end:.3f}",
-            f"            text = {q(s.label)}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def to_json(results: Sequence[FileSegments]) -> str:
-    """Per file: path, duration, error, summary and segments."""
-    import json
-    from dataclasses import asdict
-
-    rows = [
-        {
-            "path": r.path,
-            "duration_s": round(r.duration_s, 3),
-            "error": r.error,
-            "summary": None if r.error else _rounded(r.summary()),
-            "segments": [asdict(s) for s in r.segments],
-        }
-        for r in results
-    ]
-    return json.dumps(rows, indent=2) + "\n"
-
-
-def _rounded(summary: dict[str, float | None]) -> dict[str, float | None]:
-    return {k: None if v is None else round(v, 4) for k, v in summary.items()}
-
-
-def format_segments(results: Sequence[FileSegments], fmt: str) -> str:
-    """All recordings in one text; ``textgrid`` holds one recording, so takes exactly one."""
-    if fmt == "textgrid":
-        ok = [r for r in results if r.error is None]
-        if len(ok) != 1:
-            raise ValueError(f"a TextGrid holds one recording, got {len(ok)}: write to a folder")
-        return to_textgrid(ok[0])
-    writers = {"csv": to_csv, "rttm": to_rttm, "json": to_json}
-    if fmt not in writers:
-        raise ValueError(f"unknown format {fmt!r}; choose from {sorted(FORMATS)}")
-    return writers[fmt](results)
-
-
-def write_per_file(
-    results: Sequence[FileSegments], fmt: str, folder: str | os.PathLike
-) -> list[str]:
-    """One file per usable recording in ``folder`` (``<name>.<ext>``, numbered if names clash)."""
-    from pathlib import Path
-
-    from vgd.io import atomic_write_text
-
-    used: set[str] = set()
-    written = []
-    for r in results:
-        if r.error is not None:
-            continue
-        name, n = file_id(r.path), 1
-        while name.lower() in used:
-            n += 1
-            name = f"{file_id(r.path)}-{n}"
-        used.add(name.lower())
-        path = Path(folder) / f"{name}{FORMATS[fmt]}"
-        atomic_write_text(path, format_segments([r], fmt))
-        written.append(str(path))
-    return written
-
-
-def format_summary(results: Sequence[FileSegments]) -> str:
-    """Aligned columns per file: speech seconds per label and the women's share."""
-    width = max([len(r.path) for r in results] + [4])
-    head = f"{'path':<{width}} {'seconds':>9} {'speech':>9} {'female':>9} {'male':>9}"
-    lines = [head + f" {'unknown':>9} {'women':>6}  error"]
-    for r in results:
-        if r.error is not None:
-            lines.append(
-                f"{r.path:<{width}} {'-':>9} {'-':>9} {'-':>9} {'-':>9} {'-':>9} "
-                f"{'-':>6}  {r.error}"
-            )
-            continue
-        s = r.summary()
-        share = "-" if s["women_share"] is None else f"{s['women_share']:.1%}"
-        cols = [s[k] for k in ("duration_s", "speech_s", "female_s", "male_s", "unknown_s")]
-        lines.append(f"{r.path:<{width}}" + "".join(f" {c:>9.1f}" for c in cols) + f" {share:>6}")
-    return "\n".join(lines) + "\n"
+    return [FileSegments(e.path, error=e.reason) for e in missing] + results
