@@ -4,7 +4,7 @@ the time, and the expected calibration error that says how far from that a model
 A network trained with cross-entropy is usually over-confident. Dividing its logits by one
 temperature T (Guo et al., 2017) keeps every decision and fixes most of that. T is chosen to
 minimise the negative log-likelihood of the *pooled* clip probabilities, the numbers ``predict``
-reports, on the validation clips' windows (the windows of :mod:`vgd.inference`).
+reports, on the validation clips' windows, scored by :func:`vgd.inference.score` itself.
 """
 
 from __future__ import annotations
@@ -12,61 +12,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from vgd.audio import AudioError
 from vgd.config import ModelSpec
-from vgd.inference import Reader, file_windows
+from vgd.inference import Reader, score
 from vgd.manifest import Clip
 
 TEMPERATURES = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))  # a log grid, ~5% steps
 ECE_BINS = 15
 
 
-@torch.inference_mode()
 def window_logits(
     model, spec: ModelSpec, clips: Sequence[Clip], reader: Reader | None, batch_size: int = 256
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Uncalibrated logits of each usable clip's windows, and the clips' label indices.
 
-    Windows of consecutive clips share batches (one model call per ``batch_size`` windows,
-    not one per clip: calibration runs after every training, search trials included).
+    The windows and the model call are :func:`vgd.inference.score`'s (windows of consecutive
+    clips share batches), with the temperature set to 1 while it runs; unusable clips are
+    left out.
     """
     index = {label: i for i, label in enumerate(spec.labels)}
-    device = next(model.parameters()).device
     saved, model.temperature = model.temperature, 1.0
-    model.eval()
-    logits: list[np.ndarray] = []
-    targets: list[int] = []
-    pending: list[np.ndarray] = []
-
-    def run() -> None:
-        if not pending:
-            return
-        windows = np.concatenate(pending)
-        out = torch.cat(
-            [
-                model(torch.from_numpy(windows[i : i + batch_size]).to(device)).float().cpu()
-                for i in range(0, len(windows), batch_size)
-            ]
-        ).numpy()
-        splits = np.cumsum([len(w) for w in pending])[:-1]
-        logits.extend(np.split(out, splits))
-        pending.clear()
-
     try:
-        for clip in clips:
-            try:
-                pending.append(np.stack(list(file_windows(clip.path, spec, reader)[1])))
-            except AudioError:
-                continue
-            targets.append(index[clip.label])
-            if sum(len(w) for w in pending) >= batch_size:
-                run()
-        run()
+        paths = [clip.path for clip in clips]
+        scored = score(model, spec, paths, batch_size, reader=reader, keep_logits=True)
     finally:
         model.temperature = saved
-    return logits, np.array(targets, dtype=int)
+    kept = [(s.logits, index[c.label]) for c, s in zip(clips, scored) if s.logits is not None]
+    return [z for z, _ in kept], np.array([t for _, t in kept], dtype=int)
 
 
 def pooled_probs(logits: Sequence[np.ndarray], temperature: float) -> np.ndarray:

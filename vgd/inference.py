@@ -162,6 +162,7 @@ class Scored:
     error: str | None = None
     silent: bool = False  # the error is silence: no sound above the floor, not a broken file
     speech_s: float | None = None  # what ``score``'s ``speech`` counted (None: not asked)
+    logits: np.ndarray | None = None  # (windows, n_classes), when ``score`` is asked to keep them
 
 
 class _Batches:
@@ -174,9 +175,10 @@ class _Batches:
     streamed recording that turns out unreadable while counted gets its error in ``errors``.
     """
 
-    def __init__(self, model, n, n_classes, batch_size, precision, speech=None):
+    def __init__(self, model, n, n_classes, batch_size, precision, speech=None, keep=False):
         self.model, self.batch_size, self.precision = model, batch_size, precision
         self.speech: SpeechCount | None = speech
+        self.logits: list[list[np.ndarray]] | None = [[] for _ in range(n)] if keep else None
         self.sums = np.zeros((n, n_classes))
         self.counts = np.zeros(n, dtype=int)
         self.speech_s: list[float | None] = [None] * n
@@ -197,8 +199,13 @@ class _Batches:
     def flush(self) -> None:
         if self.pending:
             idx = np.array([i for i, _ in self.pending])
-            probs = window_probs(self.model, np.stack([w for _, w in self.pending]), self.precision)
-            np.add.at(self.sums, idx, probs)
+            logits = window_logits(
+                self.model, np.stack([w for _, w in self.pending]), self.precision
+            )
+            if self.logits is not None:
+                for i, z in zip(idx.tolist(), logits):
+                    self.logits[i].append(z)
+            np.add.at(self.sums, idx, softmax(logits))
             np.add.at(self.counts, idx, 1)
             self.pending.clear()
         if self.recordings:
@@ -267,6 +274,7 @@ def score(
     on_done: Callable[[], None] | None = None,
     workers: int = 0,
     speech: SpeechCount | None = None,
+    keep_logits: bool = False,
 ) -> list[Scored]:
     """Pooled probabilities of every recording (a file, or audio in memory), batching windows
     across recordings.
@@ -276,10 +284,12 @@ def score(
     (0: one per CPU core but one, at most 8) decode the next files while the model runs;
     results keep the order of ``paths``. ``speech`` (e.g. a :class:`vgd.vad.SpeechCounter`)
     counts each file's speech seconds beside the model; it changes no probability.
+    ``keep_logits`` keeps each recording's window logits too (calibration fits on them).
     """
     results = [Scored() for _ in paths]
     n_workers = workers or min(8, max(1, (os.cpu_count() or 2) - 1))
-    batches = _Batches(model, len(paths), len(spec.labels), batch_size, precision, speech)
+    n_classes = len(spec.labels)
+    batches = _Batches(model, len(paths), n_classes, batch_size, precision, speech, keep_logits)
     with ThreadPoolExecutor(n_workers, thread_name_prefix="vgd-decode") as pool:
         for i, future in enumerate(_ahead(pool, paths, spec, reader, 2 * n_workers)):
             r = results[i]
@@ -300,21 +310,35 @@ def score(
         r.error = batches.errors.get(i, r.error)
         if r.error is None:
             r.probs = batches.sums[i] / r.windows
+            if batches.logits is not None:
+                r.logits = np.stack(batches.logits[i]).reshape(-1, n_classes)
     return results
 
 
 @torch.inference_mode()
-def window_probs(
+def window_logits(
     model: torch.nn.Module, windows: np.ndarray, precision: str = "fp32"
 ) -> np.ndarray:
-    """Class probabilities (B, n_classes) of a (B, samples) float32 batch of windows.
+    """Logits (B, n_classes), at the model's temperature, of a (B, samples) float32 batch.
 
-    The model runs in eval mode where its weights are; the one model call for callers that
-    choose their own windows (e.g. :mod:`vgd.segment`), the same as :func:`score` makes.
+    The one model call: the model runs in eval mode where its weights are. :func:`score`,
+    calibration and callers that choose their own windows (e.g. :mod:`vgd.segment`) all use it.
     """
     model.eval()
     device = next(model.parameters()).device
     waves = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(device)
     with autocast(device, precision):
         logits = model(waves).float()
-    return torch.softmax(logits, dim=1).cpu().numpy()
+    return logits.cpu().numpy()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of (B, n_classes) logits, as torch computes them."""
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+
+def window_probs(
+    model: torch.nn.Module, windows: np.ndarray, precision: str = "fp32"
+) -> np.ndarray:
+    """Class probabilities (B, n_classes) of a (B, samples) float32 batch of windows."""
+    return softmax(window_logits(model, windows, precision))
