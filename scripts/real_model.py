@@ -60,7 +60,8 @@ from vgd.evaluate import compute_metrics, evaluate, score_clips
 from vgd.inference import Reader
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import Clip, ManifestError, read_manifest
-from vgd.pretrained import MODEL_DIR, model_card
+from vgd.modelcard import builtin_model_card
+from vgd.pretrained import MODEL_DIR
 from vgd.progress import format_duration
 from vgd.provenance import file_hash
 from vgd.splits import speaker_folds, speaker_key, speakers_by_label
@@ -346,7 +347,9 @@ def train_final(
         for label in final.data.labels
     }
     atomic_write_json(out / "metrics.json", {"speakers": speakers, **metrics})
-    atomic_write_text(out / "MODEL_CARD.md", model_card(final, metrics, speakers, len(clips)))
+    atomic_write_text(
+        out / "MODEL_CARD.md", builtin_model_card(final, metrics, speakers, len(clips))
+    )
     return path
 
 

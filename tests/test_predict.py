@@ -11,10 +11,9 @@ import soundfile as sf
 
 from conftest import voice
 from vgd import signals
-from vgd.audio import save_audio
+from vgd.audio import find_audio, save_audio
 from vgd.checkpoint import load_checkpoint
 from vgd.cli import main
-from vgd.audio import find_audio
 from vgd.formats import format_predictions
 from vgd.predict import PredictConfig, predict_paths
 

@@ -7,7 +7,8 @@ import json
 from vgd import pretrained
 from vgd.checkpoint import load_checkpoint
 from vgd.config import TrainConfig
-from vgd.pretrained import builtin_metrics, builtin_model, model_card
+from vgd.modelcard import builtin_model_card
+from vgd.pretrained import builtin_metrics, builtin_model
 
 
 def test_the_package_ships_a_model_with_its_card_and_metrics():
@@ -45,7 +46,7 @@ def test_the_card_reports_the_measured_figures(tmp_path):
             "fold_temperatures": [0.05, 1.6, 0.9],
         },
     }
-    card = model_card(TrainConfig(), metrics, {"female": 125, "male": 126}, 251)
+    card = builtin_model_card(TrainConfig(), metrics, {"female": 125, "male": 126}, 251)
     assert "| balanced accuracy | 0.9812 | 0.0123 | 0.9577 | 1.0000 |" in card
     assert "| recall female | 0.9750 |" in card and "| recall male | 0.9870 |" in card
     assert "125 female, 126 male" in card and "(17)" in card and "(1.437)" in card
