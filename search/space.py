@@ -47,6 +47,7 @@ BUDGET_KEYS = {"num_samples", "time_budget_s", "max_concurrent"}
 SCHEDULER_KEYS = {"grace_period", "reduction_factor"}
 METRICS = {
     "val_balanced_accuracy": "max",
+    "val_macro_balanced_accuracy": "max",  # the mean over corpora (= the above with one)
     "val_accuracy": "max",
     "val_f1_macro": "max",
     "val_roc_auc": "max",

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 INT16_SCALE = 32767.0
 STORAGE = {"float32": (torch.float32, np.float32, 4), "int16": (torch.int16, np.int16, 2)}
-BALANCE = ("sampler", "loss", "none")
+BALANCE = ("sampler", "speaker", "loss", "none")
 # White noise is cut from a fixed bank (262 s at 16 kHz, plus a batch's worth): a batch's noisy
 # rows take consecutive, disjoint crop-length chunks from a random offset, so each row's noise is
 # white and independent of the others', at a fraction of torch.randn's cost per crop on the CPU.
@@ -189,11 +189,13 @@ class DeviceBatcher:
         seed: int = 0,
         crops_per_clip: int = 0,
         balance: str = "sampler",
+        clip_weights: Sequence[float] | None = None,
     ):
         self.augment = augment or NO_AUGMENT
         self.conditions = Conditions(self.augment, sample_rate)
         self.reach = self.conditions.source_length(crop)  # samples a crop is cut from
         _check_args(corpus, labels, crop, self.reach, batch_size, balance)
+        _check_weights(corpus, clip_weights, balance)
         self.corpus, self.crop, self.batch_size = corpus, crop, batch_size
         self.seed, self.balance = seed, balance
         self.shift_limit = int(self.augment.shift_s * sample_rate)
@@ -206,6 +208,7 @@ class DeviceBatcher:
         )
         self.item_clips = torch.repeat_interleave(torch.arange(len(corpus), device=dev), counts)
         self._class_items(self.item_labels)
+        self._cdf = self._item_cdf(clip_weights, counts) if balance == "speaker" else None
         # Row r of this view is data[r : r + reach]: a batch of crops is one gather of rows.
         self._windows = corpus.data.unfold(0, self.reach, 1)
         bank_size = NOISE_BANK + self.batch_rows * crop
@@ -221,6 +224,12 @@ class DeviceBatcher:
         self._by_class = torch.argsort(item_labels, stable=True)
         self._class_counts = counts[present]
         self._class_starts = (torch.cumsum(counts, 0) - counts)[present]
+
+    def _item_cdf(self, clip_weights: Sequence[float], counts: Tensor) -> Tensor:
+        """Cumulative item weights: a clip's weight shared equally by its items (crops)."""
+        w = torch.as_tensor(clip_weights, dtype=torch.float64).to(self.device)
+        per_item = (w / counts.to(torch.float64))[self.item_clips]
+        return torch.cumsum(per_item, 0)
 
     @property
     def device(self) -> torch.device:
@@ -259,8 +268,11 @@ class DeviceBatcher:
         return seeded_generator(self.device, self.seed, epoch, 2, batch)
 
     def _order(self, gen: torch.Generator, n: int) -> Tensor:
-        """The epoch's items: class-balanced draws with replacement, or a shuffle of all."""
+        """The epoch's items: class-balanced or weighted draws with replacement, or a shuffle."""
         dev = self.device
+        if self._cdf is not None:  # inverse CDF: multinomial stops at 2^24 items
+            u = torch.rand(n, generator=gen, device=dev, dtype=torch.float64) * self._cdf[-1]
+            return torch.searchsorted(self._cdf, u, right=True).clamp_max(len(self) - 1)
         if self.balance != "sampler":
             return torch.randperm(len(self), generator=gen, device=dev)[:n]
         # A class uniformly, then an item of it uniformly: the weights 1 / count[class] that
@@ -334,6 +346,19 @@ class DeviceBatcher:
         std = torch.sqrt(power * 10 ** (-snr_db / 10))
         noise = self._noise.narrow(0, noise_at, x.shape[0] * self.crop).view_as(x)  # no copy
         x.addcmul_(noise, std[:, None])
+
+
+def _check_weights(
+    corpus: PackedCorpus, clip_weights: Sequence[float] | None, balance: str
+) -> None:
+    """Speaker balance needs one positive weight per clip (``vgd.dataset.speaker_weights``)."""
+    if balance != "speaker":
+        return
+    if clip_weights is None or len(clip_weights) != len(corpus):
+        found = "none" if clip_weights is None else len(clip_weights)
+        raise ValueError(f"balance 'speaker': expected {len(corpus)} clip weights, found {found}")
+    if min(clip_weights) <= 0:
+        raise ValueError("balance 'speaker': clip weights must be > 0")
 
 
 def _check_args(

@@ -208,16 +208,18 @@ class DataConfig:
     train_splits: tuple[str, ...] = ("train",)
     val_split: str = "val"  # empty: no validation, train for the full schedule
     crops_per_clip: int = 0  # training crops per clip per epoch; 0: one per window of audio
-    balance: str = "sampler"  # sampler: class-balanced sampling; loss: class weights; none
+    # sampler: class-balanced sampling; speaker: every speaker equal, labels equal within each
+    # corpus (vgd.dataset.speaker_weights); loss: class weights; none
+    balance: str = "sampler"
 
     def __post_init__(self) -> None:
         _check(len(set(self.labels)) == len(self.labels) >= 2, "data.labels", "need 2+ distinct")
         _check(len(self.train_splits) >= 1, "data.train_splits", "need at least one split")
         _check(self.crops_per_clip >= 0, "data.crops_per_clip", "must be >= 0 (0: by duration)")
         _check(
-            self.balance in ("sampler", "loss", "none"),
+            self.balance in ("sampler", "speaker", "loss", "none"),
             "data.balance",
-            f"must be sampler, loss or none, not {self.balance!r}",
+            f"must be sampler, speaker, loss or none, not {self.balance!r}",
         )
 
 

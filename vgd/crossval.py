@@ -24,13 +24,20 @@ from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides, to_
 from vgd.inference import Reader
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError
-from vgd.splits import check_speaker_disjoint, select, speaker_folds, speaker_key
-from vgd.train import Callback, Session, Trainer, load_clips
+from vgd.splits import (
+    check_speaker_disjoint,
+    hold_out_speakers,
+    select,
+    speaker_folds,
+    speaker_key,
+)
+from vgd.train import Callback, Session, Trainer, load_clips, selection_score
 
 log = logging.getLogger(__name__)
 
 CV_STATE = "cv.json"
-SPREAD = ("val_balanced_accuracy", "val_loss")  # reported with _std and _min/_max over folds
+# reported with _std and _min/_max over folds
+SPREAD = ("val_balanced_accuracy", "val_macro_balanced_accuracy", "val_loss")
 
 
 def fold_clips(pool: Sequence[Clip], folds: Sequence[int], k: int) -> list[Clip]:
@@ -56,6 +63,20 @@ def test_fold_clips(clips: Sequence[Clip], folds: Sequence[int], k: int, seed: i
     out = [c.with_split(split(c, f)) for c, f in zip(clips, folds)]
     check_speaker_disjoint(out)
     return out
+
+
+def leave_corpus_out(clips: Sequence[Clip], corpus: str, val_fraction: float, seed: int):
+    """Train on every other corpus, test on all of ``corpus``: test = its clips, val = a seeded
+    ``val_fraction`` of the other corpora's speakers (per corpus × label), train = the rest."""
+    rest = [c for c in clips if c.corpus != corpus]
+    if not rest or len(rest) == len(clips):
+        raise ManifestError(f"leave {corpus!r} out: needs it and at least one other corpus")
+    val = hold_out_speakers(rest, val_fraction, seed)
+
+    def split(clip: Clip) -> str:
+        return "test" if clip.corpus == corpus else "val" if speaker_key(clip) in val else "train"
+
+    return [c.with_split(split(c)) for c in clips]
 
 
 def training_pool(config: TrainConfig, manifest: str, clips: Sequence[Clip] | None = None):
@@ -97,9 +118,10 @@ class _CVState:
     stopped: bool = False
 
     def record(self, metrics: dict[str, Any], patience: int) -> None:
-        """Append an epoch; the best mean balanced accuracy wins (mean loss breaks ties)."""
+        """Append an epoch; the best mean (macro over corpora) balanced accuracy wins (mean loss
+        breaks ties)."""
         self.history.append(metrics)
-        score = metrics["val_balanced_accuracy"] - 1e-3 * metrics["val_loss"]
+        score = selection_score(metrics)
         if score > self.best_score:
             self.best_score, self.best_epoch, self.bad_epochs = score, metrics["epoch"], 0
         else:

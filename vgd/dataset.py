@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -143,9 +144,52 @@ class AudioDataset(Dataset):
 def balanced_sampler(targets: Sequence[int], seed: int, epoch: int) -> WeightedRandomSampler:
     """Sample each class equally often (with replacement), reproducibly per epoch."""
     counts = np.bincount(targets)
-    weights = torch.tensor([1.0 / counts[t] for t in targets], dtype=torch.double)
+    return weighted_sampler([1.0 / counts[t] for t in targets], seed, epoch)
+
+
+def weighted_sampler(weights: Sequence[float], seed: int, epoch: int) -> WeightedRandomSampler:
+    """Draw items in proportion to ``weights`` (with replacement), reproducibly per epoch."""
+    w = torch.tensor(list(weights), dtype=torch.double)
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return WeightedRandomSampler(weights, num_samples=len(targets), replacement=True, generator=gen)
+    return WeightedRandomSampler(w, num_samples=len(w), replacement=True, generator=gen)
+
+
+def speaker_weights(clips: Sequence[Clip]) -> list[float]:
+    """Each clip's sampling weight for speaker-balanced training over one or more corpora.
+
+    Every speaker weighs the same, so a corpus of 20 clips a speaker does not outweigh one of a
+    single clip a speaker (a speaker's clips share its weight); within each corpus the labels
+    weigh the same (its speakers of a label share half of the corpus's weight, with two labels),
+    and each corpus weighs as much as its share of the speakers. The weights sum to 1.
+    """
+    clips_of: dict[tuple[str, str], int] = defaultdict(int)
+    for c in clips:
+        clips_of[(c.corpus, c.speaker)] += 1
+    speakers_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for c in clips:
+        speakers_of[(c.corpus, c.label)].add(c.speaker)
+    labels_in: dict[str, int] = defaultdict(int)
+    for corpus, _ in speakers_of:
+        labels_in[corpus] += 1
+    in_corpus = {
+        corpus: sum(len(s) for (c, _), s in speakers_of.items() if c == corpus)
+        for corpus in labels_in
+    }
+    n = sum(in_corpus.values())
+    return [
+        in_corpus[c.corpus]
+        / n
+        / labels_in[c.corpus]
+        / len(speakers_of[(c.corpus, c.label)])
+        / clips_of[(c.corpus, c.speaker)]
+        for c in clips
+    ]
+
+
+def item_weights(clip_weights: Sequence[float], item_clips: Sequence[int]) -> list[float]:
+    """Clip weights spread over the clip's items (crops): each crop gets an equal share."""
+    counts = np.bincount(np.asarray(item_clips, dtype=np.int64), minlength=len(clip_weights))
+    return [clip_weights[i] / counts[i] for i in item_clips]
 
 
 def class_weights(targets: Sequence[int], n_classes: int) -> torch.Tensor:

@@ -62,8 +62,14 @@ def compute_metrics(
     probs: np.ndarray,
     labels: Sequence[str],
     speakers: Sequence[Any] | None = None,
+    corpora: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Clip-level (and speaker-level) classification metrics; unreadable clips are left out."""
+    """Clip-level (and speaker-level) classification metrics; unreadable clips are left out.
+
+    With ``corpora`` (each clip's corpus) also the metrics of each corpus and
+    ``macro_balanced_accuracy``, their balanced accuracies' mean: a corpus of 1,280 clips then
+    counts no more than one of 251.
+    """
     ok = targets != IGNORE
     y, p = targets[ok], probs[ok]
     pred = p.argmax(axis=1)
@@ -93,6 +99,37 @@ def compute_metrics(
     }
     if speakers is not None:
         out.update(_speaker_metrics(y, p, [s for s, k in zip(speakers, ok) if k]))
+    if corpora is not None:
+        kept = np.array([c for c, k in zip(corpora, ok) if k], dtype=object)
+        who = None if speakers is None else [s for s, k in zip(speakers, ok) if k]
+        out["per_corpus"] = _per_corpus(y, pred, kept, labels, who)
+        out["macro_balanced_accuracy"] = float(
+            np.mean([m["balanced_accuracy"] for m in out["per_corpus"].values()])
+        )
+    return out
+
+
+def _per_corpus(
+    y: np.ndarray,
+    pred: np.ndarray,
+    corpora: np.ndarray,
+    labels: Sequence[str],
+    speakers: Sequence[Any] | None,
+) -> dict[str, dict[str, Any]]:
+    """Balanced accuracy, recall per label, clips and speakers of each corpus."""
+    out = {}
+    for corpus in sorted(set(corpora.tolist())):
+        mine = corpora == corpus
+        yc, pc = y[mine], pred[mine]
+        out[corpus] = {
+            "n_clips": int(mine.sum()),
+            "n_speakers": len({s for s, m in zip(speakers, mine) if m}) if speakers else None,
+            "balanced_accuracy": _balanced_accuracy(yc, pc, list(range(len(labels)))),
+            "recall": {
+                label: float(np.mean(pc[yc == i] == i)) if np.any(yc == i) else None
+                for i, label in enumerate(labels)
+            },
+        }
     return out
 
 
@@ -154,7 +191,9 @@ def evaluate(
     """
     reader = AudioCache(cache_dir, loaded.spec.audio).get if cache_dir else None
     probs, targets = score_clips(loaded.model, loaded.spec, clips, batch_size, reader=reader)
-    metrics = compute_metrics(targets, probs, loaded.labels, [speaker_key(c) for c in clips])
+    metrics = compute_metrics(
+        targets, probs, loaded.labels, [speaker_key(c) for c in clips], [c.corpus for c in clips]
+    )
     metrics["loss"] = pooled_loss(probs, targets)
     ok = targets != IGNORE
     metrics["ece"] = expected_calibration_error(probs[ok], targets[ok])
@@ -216,6 +255,27 @@ def _roc_csv(result: EvalResult) -> str:
     return "fpr,tpr\n" + "".join(f"{a:.5f},{b:.5f}\n" for a, b in zip(fpr, tpr))
 
 
+def _corpus_lines(metrics: dict[str, Any]) -> list[str]:
+    """Per-corpus balanced accuracy and recalls, and their macro, when there are 2+ corpora."""
+    per = metrics.get("per_corpus") or {}
+    if len(per) < 2:
+        return []
+    labels = metrics["labels"]
+    head = f"\n{'corpus':<16} {'clips':>6} {'bal acc':>8}" + "".join(
+        f" {'rec ' + x:>11}" for x in labels
+    )
+    lines = [head]
+    for name, m in per.items():
+        recalls = "".join(f" {_num(m['recall'][x]):>11}" for x in labels)
+        lines.append(f"{name:<16} {m['n_clips']:>6} {m['balanced_accuracy']:>8.4f}{recalls}")
+    lines.append(f"{'macro':<16} {'':>6} {metrics['macro_balanced_accuracy']:>8.4f}")
+    return lines
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
 def format_metrics(metrics: dict[str, Any]) -> str:
     """A printable table: headline numbers, then precision/recall/F1 per class."""
     auc = metrics.get("roc_auc")
@@ -238,6 +298,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
             f"{label:<10} {m['precision']:>9.4f} {m['recall']:>7.4f} "
             f"{m['f1']:>7.4f} {m['support']:>8}"
         )
+    lines += _corpus_lines(metrics)
     labels = metrics["labels"]
     lines.append("\nconfusion (rows actual, columns predicted)")
     lines.append(" " * 10 + "".join(f"{x:>9}" for x in labels))

@@ -79,6 +79,31 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
     return clips
 
 
+def corpus_name(path: str | os.PathLike) -> str:
+    """The name a manifest gives clips that lack a corpus: its folder's for ``manifest.csv``
+    (``data/librispeech/manifest.csv`` → ``librispeech``), else the file's stem."""
+    path = Path(path)
+    return path.parent.resolve().name if path.stem == "manifest" else path.stem
+
+
+def read_manifests(paths: Sequence[str | os.PathLike]) -> list[Clip]:
+    """Several manifests as one pool, each clip tagged with its corpus.
+
+    A clip keeps the corpus its row names, else it takes its manifest's :func:`corpus_name`.
+    With more than one manifest the splits they carry are dropped: each was drawn for its corpus
+    alone, and the pool's are drawn again stratified by corpus × gender.
+    """
+    if not paths:
+        raise ManifestError("no manifest given")
+    pool: list[Clip] = []
+    for path in paths:
+        name = corpus_name(path)
+        for clip in read_manifest(path):
+            clip = clip if clip.corpus else replace(clip, corpus=name)
+            pool.append(clip if len(paths) == 1 else clip.with_split(""))
+    return pool
+
+
 def _row_to_clip(row: dict[str, str], manifest: Path, line: int) -> Clip:
     names = {f.name for f in fields(Clip)}
     values = {k: (v or "").strip() for k, v in row.items() if k in names}

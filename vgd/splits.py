@@ -1,7 +1,10 @@
-"""Speaker-disjoint, gender-stratified, seeded splits and folds.
+"""Speaker-disjoint, seeded splits and folds, stratified by corpus × gender.
 
 An utterance-level random split lets the model meet the same voice in training and test and
-inflates accuracy; every split here assigns whole speakers.
+inflates accuracy; every split here assigns whole speakers. With several corpora in one manifest
+(its ``corpus`` column), each corpus's women and men are spread over the splits and folds on their
+own, so no fold is all one corpus's men. With one corpus the strata are the labels, and the
+splits and folds are the ones earlier single-corpus results used.
 """
 
 from __future__ import annotations
@@ -35,6 +38,30 @@ def speakers_by_label(clips: Sequence[Clip]) -> dict[str, list[SpeakerKey]]:
     return {label: sorted(spks) for label, spks in sorted(groups.items())}
 
 
+def speakers_by_stratum(clips: Sequence[Clip]) -> dict[str, list[SpeakerKey]]:
+    """Speakers grouped by corpus × label, keyed by the stratum's seed name (sorted).
+
+    With one corpus the key is the label alone, as it was before corpora were strata, so the
+    seeded shuffles (and so every single-corpus split and fold) stay the same.
+    """
+    by_label = speakers_by_label(clips)
+    corpora = sorted({corpus for spks in by_label.values() for corpus, _ in spks})
+    if len(corpora) <= 1:
+        return by_label
+    strata: dict[str, list[SpeakerKey]] = {}
+    for corpus in corpora:
+        for label, speakers in by_label.items():
+            mine = [s for s in speakers if s[0] == corpus]
+            if mine:
+                strata[f"{corpus}:{label}"] = mine
+    return strata
+
+
+def corpora_of(clips: Sequence[Clip]) -> list[str]:
+    """The corpora the clips come from, sorted."""
+    return sorted({c.corpus for c in clips})
+
+
 def _split_counts(n: int, config: SplitConfig) -> tuple[int, int]:
     n_test = max(1, round(n * config.test_fraction)) if config.test_fraction > 0 else 0
     n_val = max(1, round(n * config.val_fraction)) if config.val_fraction > 0 else 0
@@ -42,14 +69,15 @@ def _split_counts(n: int, config: SplitConfig) -> tuple[int, int]:
 
 
 def assign_splits(clips: Sequence[Clip], config: SplitConfig = SplitConfig()) -> list[Clip]:
-    """Give every clip a split so that speakers never cross splits and each split has each label."""
-    groups = speakers_by_label(clips)
+    """Give every clip a split so that speakers never cross splits and each split has each label
+    (of each corpus)."""
+    groups = speakers_by_stratum(clips)
     split_of: dict[SpeakerKey, str] = {}
     for label, speakers in groups.items():
         n_val, n_test = _split_counts(len(speakers), config)
         if len(speakers) - n_val - n_test < 1:
             raise ManifestError(
-                f"label {label!r} has {len(speakers)} speaker(s): too few for a speaker-disjoint "
+                f"{label!r} has {len(speakers)} speaker(s): too few for a speaker-disjoint "
                 f"split with val {config.val_fraction:g} and test {config.test_fraction:g}"
             )
         order = list(speakers)
@@ -92,9 +120,10 @@ def select(clips: Sequence[Clip], splits: Sequence[str]) -> list[Clip]:
 
 
 def hold_out_speakers(clips: Sequence[Clip], fraction: float, seed: int = 0) -> set[SpeakerKey]:
-    """A seeded ``fraction`` of each label's speakers (at least one of each when fraction > 0)."""
+    """A seeded ``fraction`` of each label's (each corpus × label's) speakers, at least one of
+    each when fraction > 0."""
     held: set[SpeakerKey] = set()
-    for label, speakers in speakers_by_label(clips).items():
+    for label, speakers in speakers_by_stratum(clips).items():
         n = min(len(speakers), max(1, round(len(speakers) * fraction))) if fraction > 0 else 0
         order = list(speakers)
         random.Random(f"{seed}:hold-out:{label}").shuffle(order)
@@ -103,16 +132,20 @@ def hold_out_speakers(clips: Sequence[Clip], fraction: float, seed: int = 0) -> 
 
 
 def speaker_folds(clips: Sequence[Clip], k: int, seed: int = 0) -> list[int]:
-    """A fold index in [0, k) per clip: speaker-disjoint, each fold holding every label."""
+    """A fold index in [0, k) per clip: speaker-disjoint, each fold holding every label of every
+    corpus (stratified by corpus × label)."""
     if k < 2:
         raise ValueError("k must be >= 2")
     fold_of: dict[SpeakerKey, int] = {}
-    for label, speakers in speakers_by_label(clips).items():
+    strata = speakers_by_stratum(clips)
+    # With several strata each one starts where the last left off, so the remainders do not all
+    # land in fold 0; with one corpus every label starts at fold 0, as before.
+    offset, rotate = 0, len(corpora_of(clips)) > 1
+    for label, speakers in strata.items():
         if len(speakers) < k:
-            raise ManifestError(
-                f"label {label!r} has {len(speakers)} speakers: fewer than {k} folds"
-            )
+            raise ManifestError(f"{label!r} has {len(speakers)} speakers: fewer than {k} folds")
         order = list(speakers)
         random.Random(f"{seed}:{label}").shuffle(order)
-        fold_of.update({spk: i % k for i, spk in enumerate(order)})
+        fold_of.update({spk: (offset + i) % k for i, spk in enumerate(order)})
+        offset += len(order) if rotate else 0
     return [fold_of[speaker_key(c)] for c in clips]

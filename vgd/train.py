@@ -264,14 +264,22 @@ class Trainer:
         probs, targets = score_clips(
             model, self.config.spec, data.val, batch, self.precision, data.reader
         )
-        m = compute_metrics(targets, probs, self.labels, [speaker_key(c) for c in data.val])
+        m = compute_metrics(
+            targets,
+            probs,
+            self.labels,
+            [speaker_key(c) for c in data.val],
+            [c.corpus for c in data.val],
+        )
         return {
             "val_loss": pooled_loss(probs, targets),
             "val_accuracy": m["accuracy"],
             "val_balanced_accuracy": m["balanced_accuracy"],
+            "val_macro_balanced_accuracy": m["macro_balanced_accuracy"],
             "val_f1_macro": m["f1_macro"],
             "val_roc_auc": m["roc_auc"],
             "val_speaker_accuracy": m["speaker_accuracy"],
+            **corpus_metrics(m),
         }
 
     def _report(self, metrics: dict[str, Any], state: _State) -> None:
@@ -421,6 +429,28 @@ class Session:
         )
 
 
+def corpus_metrics(m: dict[str, Any]) -> dict[str, float]:
+    """With 2+ validation corpora, each one's balanced accuracy and recalls as flat keys
+    (``val_balanced_accuracy@librispeech``, ``val_recall_female@librispeech``)."""
+    per = m.get("per_corpus") or {}
+    if len(per) < 2:
+        return {}
+    out = {}
+    for corpus, c in per.items():
+        out[f"val_balanced_accuracy@{corpus}"] = c["balanced_accuracy"]
+        for label, recall in c["recall"].items():
+            if recall is not None:
+                out[f"val_recall_{label}@{corpus}"] = recall
+    return out
+
+
+def selection_score(metrics: dict[str, Any]) -> float:
+    """What picks the best epoch: the macro over corpora of validation balanced accuracy (the
+    balanced accuracy itself with one corpus), validation loss breaking ties."""
+    score = metrics.get("val_macro_balanced_accuracy", metrics["val_balanced_accuracy"])
+    return score - 1e-3 * metrics["val_loss"]
+
+
 def scheduler_total(scheduler: torch.optim.lr_scheduler.LRScheduler) -> int:
     """Steps a scheduler allows (OneCycleLR raises if stepped past its total)."""
     return getattr(scheduler, "total_steps", 1 << 62)
@@ -451,9 +481,7 @@ class _State:
         # Without validation the last epoch is the model; with it, the best balanced accuracy
         # wins, validation loss breaking ties so a plateau at 1.0 still selects sensibly.
         score = (
-            metrics["val_balanced_accuracy"] - 1e-3 * metrics["val_loss"]
-            if "val_balanced_accuracy" in metrics
-            else float(self.epoch)
+            selection_score(metrics) if "val_balanced_accuracy" in metrics else float(self.epoch)
         )
         if score > self.best_score:
             self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch, 0

@@ -26,7 +26,13 @@ from vgd.batches import DeviceBatcher, PackedCorpus, choose_storage, pack_corpus
 from vgd.cache import AudioCache
 from vgd.conditions import Conditions
 from vgd.config import RunConfig, TrainConfig
-from vgd.dataset import AudioDataset, balanced_sampler
+from vgd.dataset import (
+    AudioDataset,
+    balanced_sampler,
+    item_weights,
+    speaker_weights,
+    weighted_sampler,
+)
 from vgd.inference import Reader
 from vgd.io import atomic_path
 from vgd.manifest import Clip
@@ -66,11 +72,7 @@ class LoaderBatches:
         """One epoch's batches, moved to the training device."""
         cfg = self.config
         self.dataset.set_epoch(epoch)
-        sampler = (
-            balanced_sampler(self.dataset.targets, cfg.seed, epoch)
-            if cfg.data.balance == "sampler"
-            else None
-        )
+        sampler = self._sampler(epoch)
         loader = DataLoader(
             self.dataset,
             batch_size=cfg.optim.batch_size,
@@ -86,6 +88,16 @@ class LoaderBatches:
             if self.conditions.active:
                 wave = self.conditions(wave, seeded_generator(self.device, cfg.seed, epoch, 2, b))
             yield wave, label.to(self.device, non_blocking=True)
+
+    def _sampler(self, epoch: int):
+        """Class- or speaker-balanced draws per the config; None: a plain shuffle."""
+        cfg, data = self.config, self.dataset
+        if cfg.data.balance == "sampler":
+            return balanced_sampler(data.targets, cfg.seed, epoch)
+        if cfg.data.balance == "speaker":
+            weights = item_weights(speaker_weights(data.clips), data.items)
+            return weighted_sampler(weights, cfg.seed, epoch)
+        return None
 
 
 def memory_budget(device: torch.device) -> int:
@@ -158,6 +170,7 @@ def _batcher(corpus: PackedCorpus, clips: Sequence[Clip], config: TrainConfig) -
         seed=config.seed,
         crops_per_clip=config.data.crops_per_clip,
         balance=config.data.balance,
+        clip_weights=speaker_weights(clips) if config.data.balance == "speaker" else None,
     )
 
 

@@ -1,0 +1,226 @@
+"""Several corpora in one run: manifests pooled, folds by corpus × gender, speaker-balanced
+sampling, per-corpus metrics, and scripts/cross_corpus.py end to end on two tiny corpora."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import load_script, toy_config, voice
+from vgd.audio import save_audio
+from vgd.batches import DeviceBatcher, pack_corpus
+from vgd.config import ConfigError, apply_overrides, save_config
+from vgd.crossval import leave_corpus_out
+from vgd.dataset import speaker_weights
+from vgd.evaluate import compute_metrics
+from vgd.manifest import Clip, ManifestError, read_manifests, write_manifest
+from vgd.splits import assign_splits, speaker_folds, speaker_key
+from vgd.train import corpus_metrics, selection_score
+
+
+def clips_of(corpus: str, n_female: int, n_male: int, utts: int) -> list[Clip]:
+    """Clips of a corpus without audio: ``utts`` each for the speakers of each label."""
+    return [
+        Clip(f"/{corpus}/{label}{s}_{u}.wav", label, f"{label[0]}{s}", 2.0, corpus)
+        for label, n in (("female", n_female), ("male", n_male))
+        for s in range(n)
+        for u in range(utts)
+    ]
+
+
+def write_corpus(root: Path, speakers: int, utterances: int, f0_shift: float) -> Path:
+    """A toy corpus whose manifest names no corpus (the folder names it when pooled)."""
+    clips = []
+    for s in range(speakers):
+        label = "female" if s % 2 else "male"
+        f0 = (180 if label == "female" else 100) + 5 * s + f0_shift
+        for u in range(utterances):
+            path = root / f"spk{s:02d}_{u}.wav"
+            save_audio(path, voice(f0, 1.5, seed=s * 100 + u), 16000)
+            clips.append(Clip(str(path), label, f"spk{s:02d}", 1.5, ""))
+    return write_manifest(clips, root / "manifest.csv")
+
+
+def test_pooled_manifests_name_their_corpus_and_drop_their_own_splits(tmp_path):
+    a = write_manifest(
+        [c.with_split("train") for c in clips_of("", 2, 2, 1)], tmp_path / "alpha" / "manifest.csv"
+    )
+    b = write_manifest(clips_of("beta", 2, 2, 3), tmp_path / "b.csv")
+    pool = read_manifests([a, b])
+    assert Counter(c.corpus for c in pool) == {"alpha": 4, "beta": 12}
+    assert {c.split for c in pool} == {""}
+    # the same speaker id in two corpora is two people
+    assert len({speaker_key(c) for c in pool}) == 8
+    assert {c.split for c in read_manifests([a])} == {"train"}
+    with pytest.raises(ManifestError):
+        read_manifests([])
+
+
+def test_folds_are_stratified_by_corpus_and_gender():
+    clips = clips_of("big", 20, 20, 1) + clips_of("small", 5, 10, 4)
+    folds = speaker_folds(clips, 5, seed=3)
+    for k in range(5):
+        held = {(c.corpus, c.label) for c, f in zip(clips, folds) if f == k}
+        assert held == {("big", "female"), ("big", "male"), ("small", "female"), ("small", "male")}
+    fold_of = {}
+    for c, f in zip(clips, folds):
+        assert fold_of.setdefault(speaker_key(c), f) == f
+    sizes = Counter(fold_of.values())
+    assert max(sizes.values()) - min(sizes.values()) <= 1  # remainders rotate over folds
+
+
+def test_splits_hold_every_corpus_and_gender():
+    clips = assign_splits(clips_of("a", 10, 10, 1) + clips_of("b", 6, 4, 3))
+    for split in ("train", "val", "test"):
+        assert {(c.corpus, c.label) for c in clips if c.split == split} == {
+            ("a", "female"),
+            ("a", "male"),
+            ("b", "female"),
+            ("b", "male"),
+        }
+
+
+def test_one_corpus_keeps_the_folds_it_had():
+    """Strata are labels when there is one corpus: its seeded folds do not depend on its name."""
+    one = clips_of("librispeech", 7, 9, 1)
+    renamed = [Clip(c.path, c.label, c.speaker, c.duration_s, "x") for c in one]
+    assert speaker_folds(one, 3, seed=1) == speaker_folds(renamed, 3, seed=1)
+
+
+def test_leave_corpus_out_tests_on_the_corpus_and_trains_on_the_others():
+    clips = clips_of("a", 10, 10, 1) + clips_of("b", 4, 4, 5)
+    out = leave_corpus_out(clips, "b", 0.2, seed=0)
+    assert {c.split for c in out if c.corpus == "b"} == {"test"}
+    rest = [c for c in out if c.corpus == "a"]
+    assert {c.split for c in rest} == {"train", "val"}
+    assert {c.label for c in rest if c.split == "val"} == {"female", "male"}
+    with pytest.raises(ManifestError):
+        leave_corpus_out(clips_of("a", 4, 4, 1), "a", 0.2, seed=0)
+
+
+def test_speaker_weights_balance_speakers_and_gender_within_corpus():
+    clips = clips_of("one", 6, 2, 1) + clips_of("many", 2, 2, 20)
+    w = np.array(speaker_weights(clips))
+    assert w.sum() == pytest.approx(1.0)
+    per_speaker = Counter()
+    for c, x in zip(clips, w):
+        per_speaker[speaker_key(c)] += x
+    # every speaker of a corpus × gender weighs the same, whatever their clip count
+    many = [v for (corpus, spk), v in per_speaker.items() if corpus == "many"]
+    assert max(many) == pytest.approx(min(many))
+    by = Counter()
+    for c, x in zip(clips, w):
+        by[(c.corpus, c.label)] += x
+    assert by[("one", "female")] == pytest.approx(by[("one", "male")])
+    # corpora weigh as their share of the speakers: 8 of 12 and 4 of 12
+    assert by[("one", "female")] + by[("one", "male")] == pytest.approx(8 / 12)
+
+
+def test_device_batcher_draws_speakers_evenly():
+    clips = clips_of("one", 4, 4, 1) + clips_of("many", 4, 4, 10)
+    waves = [np.full(400, i, dtype=np.float32) for i in range(len(clips))]
+    labels = [int(c.label == "male") for c in clips]
+    weights = speaker_weights(clips)
+    batcher = DeviceBatcher(
+        pack_corpus(waves, "float32"),
+        labels,
+        crop=100,
+        batch_size=64,
+        seed=1,
+        balance="speaker",
+        clip_weights=weights,
+    )
+    drawn = torch.cat([x[:, 0] for x, _ in batcher.epoch(0)]).long().tolist()
+    many_share = np.mean([clips[i].corpus == "many" for i in drawn])
+    # items: "many" has 80 of 88 clips (×4 crops), but half the speakers
+    assert 0.4 < many_share < 0.6
+    with pytest.raises(ValueError, match="clip weights"):
+        DeviceBatcher(pack_corpus(waves, "float32"), labels, 100, 8, balance="speaker")
+
+
+def test_config_accepts_speaker_balance_only_by_name():
+    config = apply_overrides(toy_config(Path("m.csv"), Path(".")), {"data.balance": "speaker"})
+    assert config.data.balance == "speaker"
+    with pytest.raises(ConfigError):
+        apply_overrides(config, {"data.balance": "speakers"})
+
+
+def test_metrics_per_corpus_and_their_macro():
+    targets = np.array([0, 1, 0, 1, 0, 0, 0, 1])
+    # corpus a: all right; corpus b: the one male is called female
+    pred = np.array([0, 1, 0, 1, 0, 0, 0, 0])
+    probs = np.eye(2)[pred]
+    corpora = ["a"] * 4 + ["b"] * 4
+    m = compute_metrics(targets, probs, ("female", "male"), list(range(8)), corpora)
+    assert m["per_corpus"]["a"]["balanced_accuracy"] == 1.0
+    assert m["per_corpus"]["b"]["recall"] == {"female": 1.0, "male": 0.0}
+    assert m["per_corpus"]["b"]["balanced_accuracy"] == 0.5
+    assert m["macro_balanced_accuracy"] == 0.75
+    assert m["balanced_accuracy"] == pytest.approx((1.0 + 2 / 3) / 2)  # pooled differs
+    flat = corpus_metrics(m)
+    assert flat["val_balanced_accuracy@b"] == 0.5 and flat["val_recall_male@b"] == 0.0
+    one = compute_metrics(targets, probs, ("female", "male"), None, ["a"] * 8)
+    assert one["macro_balanced_accuracy"] == one["balanced_accuracy"]
+    assert corpus_metrics(one) == {}
+
+
+def test_the_best_epoch_is_chosen_on_the_macro():
+    worse_pooled = {"val_balanced_accuracy": 0.9, "val_macro_balanced_accuracy": 0.95}
+    better_pooled = {"val_balanced_accuracy": 0.95, "val_macro_balanced_accuracy": 0.9}
+    for m in (worse_pooled, better_pooled):
+        m["val_loss"] = 0.2
+    assert selection_score(worse_pooled) > selection_score(better_pooled)
+
+
+@pytest.fixture(scope="module")
+def two_corpora(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("two")
+    return [write_corpus(root / "wide", 10, 1, 0.0), write_corpus(root / "deep", 10, 3, 15.0)]
+
+
+def test_cross_corpus_runs_loco_both_ways_and_pooled_cv(two_corpora, tmp_path, capsys):
+    script = load_script("cross_corpus")
+    recipe = tmp_path / "toy.yaml"
+    save_config(toy_config(two_corpora[0], tmp_path, **{"optim.epochs": 2}), recipe)
+    out = tmp_path / "out"
+    argv = [f"--manifest={m}" for m in two_corpora]
+    argv += [f"--recipe=toy={recipe}", "--folds=3", "--seeds", "4", f"--out={out}"]
+    argv += ["--cache-dir=", f"--write-manifest={tmp_path / 'pool.csv'}"]
+    assert script.main(argv) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "results.json").read_text())
+    kinds = Counter((r["kind"], r["train"]) for r in report["runs"])
+    assert kinds == {("loco", "deep"): 1, ("loco", "wide"): 1, ("pooled", "pooled"): 3}
+    loco = [r for r in report["runs"] if r["kind"] == "loco"]
+    assert {next(iter(r["per_corpus"])) for r in loco} == {"wide", "deep"}
+    for r in loco:  # trained on the other corpus only
+        assert set(r["train_speakers"]) == {r["train"]}
+        assert set(r["per_corpus"]) == {"wide", "deep"} - {r["train"]}
+    pooled = [r for r in report["runs"] if r["kind"] == "pooled"]
+    assert all(set(r["per_corpus"]) == {"wide", "deep"} for r in pooled)
+    assert all(len(r["curve"]) == 2 for r in pooled)
+    tested = Counter(r["per_corpus"]["deep"]["n_speakers"] for r in pooled)
+    assert sum(n * k for n, k in tested.items()) == 10  # each speaker tested once
+    rows = {(x["train"], x["test"]) for x in report["table"]}
+    assert rows == {
+        ("deep", "wide"),
+        ("wide", "deep"),
+        ("pooled", "wide"),
+        ("pooled", "deep"),
+        ("pooled", "macro"),
+    }
+    assert "wide → deep" in printed and "pooled → macro" in printed
+    assert (out / "cross_corpus.png").stat().st_size > 0
+    assert (out / "curves.png").stat().st_size > 0
+    assert len(read_manifests([tmp_path / "pool.csv"])) == 40
+
+
+def test_cross_corpus_needs_two_corpora(two_corpora, tmp_path, capsys):
+    script = load_script("cross_corpus")
+    assert script.main([f"--manifest={two_corpora[0]}", f"--out={tmp_path}"]) == 2
+    assert "2+ corpora" in capsys.readouterr().err
