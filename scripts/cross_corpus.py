@@ -1,0 +1,330 @@
+"""Cross-corpus evaluation: leave one corpus out each way, and pooled CV over all, in one table.
+
+    python scripts/cross_corpus.py --manifest A.csv --manifest B.csv [--librispeech ROOT]
+        [--recipe NAME=YAML ...] [--balance speaker] [--seeds 1] [--folds 5]
+        [--no-loco] [--no-pooled] [--write-manifest pooled.csv] [--out results/cross_corpus]
+
+1. Leave one corpus out (LOCO): for each corpus, the recipe trains on every other corpus (a
+   seeded 20% of its speakers per corpus × gender validate and pick the epoch) and is scored on
+   all of the left-out corpus's clips, once per fold seed.
+2. Pooled CV: ``seeds × folds`` outer folds over all corpora together, speaker-disjoint and
+   stratified by corpus × gender (test = fold k, val = fold k+1, train = the rest); each fold's
+   test clips are scored per corpus, and the macro over corpora.
+
+Training samples speakers evenly (``--balance speaker``: a speaker of 20 clips weighs as much as
+one of a single clip) with the genders even within each corpus. Each run's per-epoch validation
+curve is kept, so the results also show how fast each recipe learns (``curves.png``). A clip's
+answer is ``unknown`` when its calibrated top probability is under ``vgd predict``'s threshold.
+Results go to ``--out``: results.json (after every run, so a cut-short run keeps what it did),
+table.txt, cross_corpus.png and curves.png. LibriSpeech (c) 2014 Vassil Panayotov, CC BY 4.0;
+speechocean762 (Zhang et al., Interspeech 2021), free for commercial and non-commercial use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vgd.checkpoint import LoadedModel
+from vgd.config import RunConfig, TrainConfig, apply_overrides, load_config, to_dict
+from vgd.corpora import build
+from vgd.crossval import leave_corpus_out, test_fold_clips
+from vgd.evaluate import evaluate
+from vgd.io import atomic_write_json, atomic_write_text
+from vgd.manifest import Clip, ManifestError, read_manifests, write_manifest
+from vgd.predict import MIN_CONFIDENCE
+from vgd.progress import format_duration
+from vgd.splits import corpora_of, speaker_folds, speaker_key
+from vgd.train import Trainer
+
+PROJECT = Path(__file__).resolve().parents[1]
+POOLED = "pooled"
+CURVE_KEYS = ("val_macro_balanced_accuracy", "val_balanced_accuracy", "val_loss")
+
+
+def run_split(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[str, Any]:
+    """Train on the split's train/val speakers; score its test clips per corpus."""
+    result = Trainer(config, run, clips, progress=False).fit()
+    test = [c for c in clips if c.split == "test"]
+    scored = evaluate(LoadedModel(result.model, result.config.spec, result.config), test)
+    m = scored.metrics
+    ok = scored.targets >= 0
+    unsure = scored.probs[ok].max(axis=1) < MIN_CONFIDENCE
+    corpora = np.array([c.corpus for c, k in zip(test, ok) if k], dtype=object)
+    for name, per in m["per_corpus"].items():
+        per["unknown"] = float(unsure[corpora == name].mean())
+    trained = [c for c in clips if c.split == "train"]
+    return {
+        "per_corpus": m["per_corpus"],
+        "macro_balanced_accuracy": m["macro_balanced_accuracy"],
+        "train_speakers": {
+            name: len({speaker_key(c) for c in trained if c.corpus == name})
+            for name in corpora_of(trained)
+        },
+        "best_epoch": result.best_epoch,
+        "epochs": len(result.history),
+        "train_seconds": result.seconds,
+        "temperature": result.model.temperature,
+        "curve": [{k: h[k] for k in ("epoch", *CURVE_KEYS) if k in h} for h in result.history],
+    }
+
+
+def splits(clips: list[Clip], args: argparse.Namespace) -> Iterator[tuple[dict, list[Clip]]]:
+    """(what the run is, its clips with splits) for every LOCO and pooled run, seed-major."""
+    for seed in args.seeds:
+        if not args.no_loco:
+            for corpus in corpora_of(clips):
+                fold = leave_corpus_out(clips, corpus, args.val_fraction, seed)
+                others = "+".join(c for c in corpora_of(clips) if c != corpus)
+                yield {"kind": "loco", "train": others, "seed": seed, "fold": 0}, fold
+        if not args.no_pooled:
+            folds = speaker_folds(clips, args.folds, seed)
+            for k in range(args.folds):
+                meta = {"kind": POOLED, "train": POOLED, "seed": seed, "fold": k}
+                yield meta, test_fold_clips(clips, folds, k, seed)
+
+
+def measure(
+    recipes: dict[str, TrainConfig], run: RunConfig, clips: list[Clip], args, report: dict
+) -> None:
+    """Every run of every recipe, fold-major so that a cut-short run stays paired."""
+    rows = report["runs"]
+    t0, todo = time.perf_counter(), list(splits(clips, args))
+    total, done = len(todo) * len(recipes), 0
+    for meta, fold in todo:
+        for name, config in recipes.items():
+            row = {"recipe": name, **meta, **run_split(config, run, fold)}
+            rows.append(row)
+            done += 1
+            eta = (time.perf_counter() - t0) / done * (total - done)
+            print(f"{run_line(row)} | {done}/{total} ETA {format_duration(eta)}", flush=True)
+            report["table"] = table(rows)
+            atomic_write_json(args.out / "results.json", report)
+
+
+def run_line(row: dict[str, Any]) -> str:
+    """One run's scores in a line."""
+    cells = "; ".join(
+        f"{name} {m['balanced_accuracy']:.4f} (unknown {m['unknown']:.3f})"
+        for name, m in row["per_corpus"].items()
+    )
+    where = f"fold {row['fold'] + 1}" if row["kind"] == POOLED else "LOCO"
+    return (
+        f"[{row['recipe']}] seed {row['seed']} {where}: {row['train']} → {cells} "
+        f"(best epoch {row['best_epoch']}/{row['epochs']}, {row['train_seconds']:.0f} s)"
+    )
+
+
+def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per (recipe, train → test corpus), and the pooled runs' macro over corpora."""
+    groups: dict[tuple, list[tuple[dict, dict]]] = defaultdict(list)
+    for row in rows:
+        for test, m in row["per_corpus"].items():
+            groups[(row["recipe"], row["train"], test)].append((row, m))
+    lines = [_line(key, runs) for key, runs in groups.items()]
+    for recipe in dict.fromkeys(r["recipe"] for r in rows):
+        pooled = [r for r in rows if r["recipe"] == recipe and r["kind"] == POOLED]
+        if pooled:
+            macro = [r["macro_balanced_accuracy"] for r in pooled]
+            lines.append({"recipe": recipe, "train": POOLED, "test": "macro", **_spread(macro)})
+    return lines
+
+
+def _line(key: tuple, runs: list[tuple[dict, dict]]) -> dict[str, Any]:
+    recipe, train, test = key
+    recall = defaultdict(list)
+    for _, m in runs:
+        for label, r in m["recall"].items():
+            if r is not None:
+                recall[label].append(r)
+    return {
+        "recipe": recipe,
+        "train": train,
+        "test": test,
+        **_spread([m["balanced_accuracy"] for _, m in runs]),
+        "recall": {label: statistics.fmean(v) for label, v in recall.items()},
+        "unknown": statistics.fmean(m["unknown"] for _, m in runs),
+        "test_speakers": sum(m["n_speakers"] for _, m in runs) / len(runs),
+        "train_speakers": statistics.fmean(sum(r["train_speakers"].values()) for r, _ in runs),
+    }
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"runs": len(values), "mean": statistics.fmean(values), "std": sd, "min": min(values)}
+
+
+def format_table(lines: list[dict[str, Any]]) -> str:
+    """The table as printed: train → test, balanced accuracy, recalls, unknown, speakers."""
+    out = [
+        f"{'recipe':<10} {'train → test':<36} {'runs':>4} {'bal acc':>8} {'± std':>7} "
+        f"{'min':>7} {'rec F':>7} {'rec M':>7} {'unknown':>7} {'test spk':>8} {'train spk':>9}"
+    ]
+    for x in lines:
+        where = f"{x['train']} → {x['test']}"
+        head = (
+            f"{x['recipe']:<10} {where:<36} {x['runs']:>4} {x['mean']:>8.4f} "
+            f"{x['std']:>7.4f} {x['min']:>7.4f}"
+        )
+        if x["test"] == "macro":
+            out.append(head)
+            continue
+        out.append(
+            f"{head} {x['recall'].get('female', float('nan')):>7.4f} "
+            f"{x['recall'].get('male', float('nan')):>7.4f} {x['unknown']:>7.3f} "
+            f"{x['test_speakers']:>8.1f} {x['train_speakers']:>9.1f}"
+        )
+    return "\n".join(out)
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    """Test balanced accuracy of every run, one column per (recipe, train → test)."""
+    from vgd.plots import pyplot, save_figure
+
+    plt = pyplot()
+    lines = [x for x in report["table"] if x["test"] != "macro"]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(lines), 3.6))
+    for i, x in enumerate(lines):
+        values = [
+            r["per_corpus"][x["test"]]["balanced_accuracy"]
+            for r in report["runs"]
+            if r["recipe"] == x["recipe"]
+            and r["train"] == x["train"]
+            and x["test"] in r["per_corpus"]
+        ]
+        ax.plot([i] * len(values), values, "o", color="C0", alpha=0.6)
+        ax.plot([i - 0.25, i + 0.25], [x["mean"]] * 2, color="C3", lw=2)
+    ax.set_xticks(range(len(lines)))
+    ax.set_xticklabels([f"{x['recipe']}\n{x['train']}\n→ {x['test']}" for x in lines], fontsize=7)
+    ax.set_ylabel("test balanced accuracy")
+    ax.set_title("leave one corpus out, and pooled CV (red: mean)", fontsize=10)
+    return save_figure(fig, path)
+
+
+def curves(report: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Per recipe, the mean over pooled folds of each validation score at each epoch."""
+    out = {}
+    for recipe in dict.fromkeys(r["recipe"] for r in report["runs"]):
+        runs = [r["curve"] for r in report["runs"] if r["recipe"] == recipe and r["kind"] == POOLED]
+        if not runs:
+            continue
+        n = min(len(c) for c in runs)
+        out[recipe] = {
+            key: [statistics.fmean(c[e][key] for c in runs) for e in range(n)]
+            for key in CURVE_KEYS
+            if key in runs[0][0]
+        }
+        out[recipe]["folds"] = len(runs)
+    return out
+
+
+def plot_curves(report: dict[str, Any], path: Path) -> Path:
+    """Validation macro balanced accuracy per epoch: each pooled fold thin, the mean thick."""
+    from vgd.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for i, (recipe, mean) in enumerate(report["curves"].items()):
+        for r in report["runs"]:
+            if r["recipe"] == recipe and r["kind"] == POOLED:
+                ys = [h["val_macro_balanced_accuracy"] for h in r["curve"]]
+                ax.plot(range(1, len(ys) + 1), ys, color=f"C{i}", lw=0.6, alpha=0.35)
+        ys = mean["val_macro_balanced_accuracy"]
+        ax.plot(range(1, len(ys) + 1), ys, color=f"C{i}", lw=2, label=f"{recipe} (mean)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val balanced accuracy, macro over corpora")
+    ax.set_title("learning curves on the pooled folds", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return save_figure(fig, path)
+
+
+def load_pool(args: argparse.Namespace) -> list[Clip]:
+    """The manifests' clips, and LibriSpeech's when ``--librispeech`` names its folder."""
+    clips = read_manifests(args.manifest) if args.manifest else []
+    if args.librispeech:
+        clips += build("librispeech", args.librispeech, validate="header", progress=False).clips
+    if len(corpora_of(clips)) < 2:
+        raise ManifestError(f"need clips of 2+ corpora, found {corpora_of(clips) or 'none'}")
+    return clips
+
+
+def load_recipes(specs: list[str], balance: str) -> dict[str, TrainConfig]:
+    """``NAME=YAML`` (or ``default``) → configs, each with ``data.balance`` set."""
+    recipes = {}
+    for spec in specs or ["default"]:
+        name, _, path = spec.partition("=")
+        config = TrainConfig() if name == "default" and not path else load_config(path or name)
+        recipes[name if path or name == "default" else Path(name).stem] = apply_overrides(
+            config, {"data.balance": balance}
+        )
+    return recipes
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--manifest", action="append", default=[], help="a corpus's manifest (repeat)")
+    p.add_argument("--librispeech", type=Path, help="LibriSpeech folder, built as one corpus")
+    p.add_argument("--recipe", action="append", default=[], help="NAME=YAML, or default")
+    p.add_argument("--balance", default="speaker", choices=("speaker", "sampler", "none"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[1], help="fold seeds (search: 0)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="LOCO's validation speakers")
+    p.add_argument("--no-loco", action="store_true", help="skip leave-one-corpus-out")
+    p.add_argument("--no-pooled", action="store_true", help="skip pooled cross-validation")
+    p.add_argument("--write-manifest", type=Path, help="also write the pooled manifest here")
+    p.add_argument("--out", type=Path, default=Path("results/cross_corpus"))
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--cache-dir", default="cache/audio", help="decoded-audio cache ('': none)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        clips = load_pool(args)
+        recipes = load_recipes(args.recipe, args.balance)
+    except (ManifestError, FileNotFoundError, ValueError) as e:
+        print(f"cross_corpus: error: {e}", file=sys.stderr)
+        return 2
+    for name in corpora_of(clips):
+        mine = [c for c in clips if c.corpus == name]
+        print(f"{name}: {len(mine)} clips, {len({speaker_key(c) for c in mine})} speakers")
+    if args.write_manifest:
+        write_manifest(clips, args.write_manifest)
+    run = RunConfig("", args.device, threads=args.threads, cache_dir=args.cache_dir)
+    report: dict[str, Any] = {
+        "command": " ".join(["python scripts/cross_corpus.py", *(argv or sys.argv[1:])]),
+        "corpora": corpora_of(clips),
+        "seeds": args.seeds,
+        "folds": args.folds,
+        "balance": args.balance,
+        "device": args.device,
+        "configs": {name: to_dict(c) for name, c in recipes.items()},
+        "runs": [],
+    }
+    measure(recipes, run, clips, args, report)
+    report["curves"] = curves(report)
+    report["seconds"] = time.perf_counter() - start
+    text = format_table(report["table"])
+    print(text)
+    atomic_write_text(args.out / "table.txt", text + "\n")
+    atomic_write_json(args.out / "results.json", report)
+    plot(report, args.out / "cross_corpus.png")
+    if report["curves"]:
+        plot_curves(report, args.out / "curves.png")
+    print(f"took {format_duration(report['seconds'])}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
