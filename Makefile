@@ -1,4 +1,5 @@
 # `make run`: the main job on the built-in corpus; `make test`: every test, slow ones included.
+# `make search SPACE=wide`: a search (the default space when SPACE is unset: vgd.params.DEFAULT_SPACE).
 # The first target that needs it creates .venv and installs vgd with all extras (~2-4 minutes).
 
 PYTHON ?= python3
@@ -29,7 +30,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 search: $(VENV)/.installed
-	$(BIN)/python search/run.py --space wide
+	$(BIN)/python search/run.py $(if $(SPACE),--space $(SPACE))
 
 tensorboard: $(VENV)/.installed
 	$(BIN)/tensorboard --logdir results/search

@@ -2,14 +2,15 @@
 # The main job on the built-in corpus: generate voices → search → retrain → evaluate (dvc repro),
 # promote the model into models/, then classify a few held-out clips with `vgd predict`.
 # Run inside the project's venv (`make run` does that for you). VGD_SEARCH_SPACE=smoke runs a
-# seconds-long search instead of params.yaml's (how CI runs the main job).
+# seconds-long search instead of the default space (how CI runs the main job).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -n "${VGD_SEARCH_SPACE:-}" ]; then
   # A smaller main job (CI uses smoke): DVC's own params override, recorded as an experiment;
   # params.yaml keeps the override afterwards (git checkout params.yaml undoes it).
-  dvc exp run --set-param "search.space=${VGD_SEARCH_SPACE}"
+  # ++: set the key whether or not params.yaml names it (it leaves the default unnamed).
+  dvc exp run --set-param "++search.space=${VGD_SEARCH_SPACE}"
 else
   dvc repro
 fi

@@ -1,8 +1,11 @@
 """Typed, frozen configuration: one dataclass per concern, built from YAML and validated once.
 
-Every knob of vgd lives here. Loaders reject unknown keys (naming them), derived values are
-properties, and overrides are addressed by dotted path (``optim.lr``), the same paths the search
-spaces and ``params.yaml`` use.
+The training config lives here (``TrainConfig`` and the dataclasses it is made of), with the one
+loader every config class goes through. Configs of other concerns live beside their code: the
+pipeline's and the search's in ``vgd.params``, prediction's, segmentation's, the VAD's and the
+synthetic corpus's in ``vgd.predict``, ``vgd.segment``, ``vgd.vad`` and ``vgd.synth``. Loaders
+reject unknown keys (naming them), derived values are properties, and overrides are addressed by
+dotted path (``optim.lr``), the same paths the search spaces and ``params.yaml`` use.
 """
 
 from __future__ import annotations

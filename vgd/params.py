@@ -17,6 +17,7 @@ DEFAULT_PARAMS = "params.yaml"
 SOURCES = ("synth", "folder", "csv", "librispeech", "vctk", "common_voice")
 SAMPLERS = ("tpe", "random", "cmaes")
 SCHEDULERS = ("asha", "none")
+TRIAL_DATA = ("object-store", "paths")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -48,6 +49,11 @@ class SourceConfig:
         return Path(self.out) / "manifest.csv"
 
 
+# The one default search space: `python search/run.py`, params.yaml (the main job) and `make search`
+# take it unless told another (`--space wide`, `dvc exp run -S ++search.space=wide`, `SPACE=wide`).
+DEFAULT_SPACE = "quick"
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """One search: what to search, with what budget and resources, and where results go.
@@ -56,7 +62,9 @@ class SearchConfig:
     params.yaml's ``search`` section.
     """
 
-    space: str = field(default="smoke", metadata=_help("search_spaces/<name>.yaml, or a path"))
+    space: str = field(
+        default=DEFAULT_SPACE, metadata=_help("search_spaces/<name>.yaml, or a path")
+    )
     name: str = field(default="", metadata=_help("results go to <results-dir>/<name>; '': space"))
     config: str = field(default="", metadata=_help("base training config YAML ('': defaults)"))
     manifest: str = field(default="", metadata=_help("manifest CSV ('': the built-in corpus)"))
@@ -85,7 +93,18 @@ class SearchConfig:
     )
     address: str = field(default="", metadata=_help("join a Ray cluster (auto, host:6379)"))
     storage_path: str = field(
-        default="", metadata=_help("Ray's trial folders; shared storage on clusters")
+        default="",
+        metadata=_help(
+            "Ray's trial folders: a URI every node reaches (s3://, gs://, file://) or a folder on "
+            "the driver ('': <results-dir>/<name>/ray)"
+        ),
+    )
+    trial_data: str = field(
+        default="object-store",
+        metadata=_help(
+            "how trials get the audio: object-store (decoded once, shipped by Ray; no node but "
+            "the driver's needs the files) or paths (every node reads the manifest's files)"
+        ),
     )
     max_failures: int = field(default=1, metadata=_help("retries of a trial that raises"))
     cv: int = field(
@@ -101,6 +120,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"search.sampler: must be one of {', '.join(SAMPLERS)}")
+        if self.trial_data not in TRIAL_DATA:
+            raise ConfigError(f"search.trial_data: must be one of {', '.join(TRIAL_DATA)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"search.scheduler: must be one of {', '.join(SCHEDULERS)}")
         if self.cpus_per_trial <= 0:
@@ -127,7 +148,10 @@ class SearchConfig:
 
     @property
     def ray_dir(self) -> Path:
-        return Path(self.storage_path).resolve() if self.storage_path else self.out_dir / "ray"
+        """The driver's folder of Tune's trials (its copy, when ``storage_path`` is a URI)."""
+        if self.storage_path and "://" not in self.storage_path:
+            return Path(self.storage_path).resolve()
+        return self.out_dir / "ray"
 
 
 @dataclass(frozen=True)
