@@ -38,3 +38,26 @@ def test_python_examples_run(page, tmp_path, monkeypatch):
     script = tmp_path / "example.py"
     script.write_text(source)
     runpy.run_path(str(script), run_name="__main__")
+
+
+def test_every_figure_says_how_to_reproduce_it():
+    missing = []
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("!["):
+                after = " ".join(lines[i + 1 : i + 6])
+                if "Reproduce" not in after:
+                    missing.append(f"{page.relative_to(ROOT)}:{i + 1}")
+    assert missing == []
+
+
+def test_relative_links_point_at_files():
+    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    broken = [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page in PAGES
+        for target in link.findall(page.read_text())
+        if "://" not in target and not (page.parent / target).exists()
+    ]
+    assert broken == []
