@@ -24,10 +24,13 @@ from search.results import (
     top_k_table,
     write_results,
 )
+from search.shipping import Shipped, ship
 from search.space import SearchSpace, load_space
+from search.storage import TrialStorage, driver_filesystem, trial_storage
 from search.trainable import run_trial
 from vgd.cache import PrefillReport
 from vgd.config import ConfigError, RunConfig, TrainConfig, from_dict, load_config, load_yaml
+from vgd.dataset import make_reader
 from vgd.io import atomic_write_text
 from vgd.manifest import write_manifest
 from vgd.params import SearchConfig
@@ -62,6 +65,7 @@ class PreparedData:
     run: RunConfig  # the trials' run settings: the prepared manifest and the filled cache
     report: PrefillReport
     unreadable: list[str]
+    audio: Shipped | None = None  # the decoded clips in Ray's object store (--trial-data)
 
 
 def search_manifest(cfg: SearchConfig) -> str:
@@ -70,16 +74,25 @@ def search_manifest(cfg: SearchConfig) -> str:
 
 
 def prepare_data(base: TrainConfig, cfg: SearchConfig) -> PreparedData:
-    """Splits and the decoded-audio cache, made once per search; trials only read them."""
+    """Splits and decoded audio, made once per search; trials only read them.
+
+    With ``--trial-data object-store`` (the default) the decoded clips go into Ray's object
+    store (Ray must be running) and trials read nothing from disk; with ``paths`` trials read
+    the written manifest and the filled cache.
+    """
     clips = load_clips(base, search_manifest(cfg))
     cache_dir = str(Path(cfg.cache_dir).resolve()) if cfg.cache_dir else ""
     start = time.perf_counter()
     usable, unreadable = usable_clips(clips, base.audio, cache_dir, progress=True)
+    audio = None
+    if cfg.trial_data == "object-store":
+        audio, failed = ship(usable, make_reader(base.audio, cache_dir))
+        unreadable += failed
     report = PrefillReport(seconds=time.perf_counter() - start)
     manifest = write_manifest(usable, cfg.out_dir / "data" / "manifest.csv")
     # The device and the torch threads are each trial's: they follow what Ray gave it.
-    run = RunConfig(manifest=str(manifest), cache_dir=cache_dir)
-    return PreparedData(run, report, unreadable)
+    run = RunConfig(manifest=str(manifest), cache_dir="" if audio else cache_dir)
+    return PreparedData(run, report, unreadable, audio)
 
 
 def base_config(cfg: SearchConfig, space_name: str) -> tuple[SearchSpace, TrainConfig]:
@@ -160,8 +173,10 @@ def concurrency(cfg: SearchConfig, space: SearchSpace) -> int:
     return max(n, 1)
 
 
-def trainable(space: SearchSpace, base: TrainConfig, run: RunConfig, cfg: SearchConfig):
-    fn = tune.with_parameters(run_trial, base=base, space=space, run=run, cv=cfg.cv)
+def trainable(space: SearchSpace, base: TrainConfig, data: PreparedData, cfg: SearchConfig):
+    fn = tune.with_parameters(
+        run_trial, base=base, space=space, run=data.run, cv=cfg.cv, audio=data.audio
+    )
     return tune.with_resources(fn, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
 
 
@@ -204,7 +219,7 @@ def init_ray(cfg: SearchConfig) -> None:
 def build_tuner(
     space: SearchSpace,
     base: TrainConfig,
-    run: RunConfig,
+    data: PreparedData,
     cfg: SearchConfig,
     num_samples: int,
     slots: int,
@@ -212,7 +227,7 @@ def build_tuner(
 ):
     budget = cfg.time_budget_s or space.time_budget_s or None
     return tune.Tuner(
-        trainable(space, base, run, cfg),
+        trainable(space, base, data, cfg),
         tune_config=tune.TuneConfig(
             metric=space.metric,
             mode=space.mode,
@@ -225,7 +240,7 @@ def build_tuner(
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT,
-            storage_path=str(cfg.ray_dir),
+            **_storage(cfg).tune_kwargs(cluster=bool(cfg.address)),
             verbose=0,
             callbacks=[progress],
             # Keeping one checkpoint also makes Tune snapshot the experiment after each (init_ray).
@@ -271,15 +286,17 @@ def run_search(cfg: SearchConfig, resume: bool = False, overwrite: bool = False)
         _clear_previous(cfg, overwrite)
     space, base = base_config(cfg, cfg.space)
     num_samples = cfg.num_samples or space.num_samples
-    data = prepare_data(base, cfg)
     save_settings(cfg)
     init_ray(cfg)
+    data = prepare_data(base, cfg)
     slots = concurrency(cfg, space)
-    exp_dir = cfg.ray_dir / EXPERIMENT
+    storage = _storage(cfg)
+    exp_dir = storage.local / EXPERIMENT
     start = time.time()
-    tuner, progress = _tuner(space, base, data.run, cfg, num_samples, slots, resume)
+    tuner, progress = _tuner(space, base, data, cfg, num_samples, slots, resume)
     tuner.fit()
     seconds = time.time() - start
+    storage.fetch(EXPERIMENT)
     analysis = tune.ExperimentAnalysis(str(exp_dir))
     _drop_orphan_trials(exp_dir, analysis.trials)
     rows = collect_rows(analysis, space, base.optim.epochs)
@@ -300,21 +317,34 @@ def run_search(cfg: SearchConfig, resume: bool = False, overwrite: bool = False)
     )
 
 
-def _tuner(space, base, run, cfg, num_samples, slots, resume):
+def _storage(cfg: SearchConfig) -> TrialStorage:
+    """Where Tune keeps the trials: ``--storage-path`` (a URI or a path), or results/<name>/ray."""
+    try:
+        return trial_storage(cfg.storage_path, cfg.out_dir / "ray")
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+
+
+def _tuner(space, base, data, cfg, num_samples, slots, resume):
     """A new Tuner with its progress callback, or the one restored from the experiment folder."""
-    exp_dir = cfg.ray_dir / EXPERIMENT
+    storage = _storage(cfg)
     if not resume:
         budget = cfg.time_budget_s or space.time_budget_s or None
         progress = SearchProgress(space.metric, space.mode, num_samples, base.optim.epochs, budget)
-        return build_tuner(space, base, run, cfg, num_samples, slots, progress), progress
-    if not tune.Tuner.can_restore(str(exp_dir)):
-        raise ConfigError(f"{exp_dir}: no Ray experiment state to resume from")
-    _check_saved_state(exp_dir)
+        return build_tuner(space, base, data, cfg, num_samples, slots, progress), progress
+    path = storage.restore_path(EXPERIMENT)
+    if not tune.Tuner.can_restore(path):
+        raise ConfigError(f"{path}: no Ray experiment state to resume from")
+    storage.fetch(EXPERIMENT)
+    _check_saved_state(storage.local / EXPERIMENT)
+    cluster_path = cfg.address and not storage.uri
+    on_driver = {"storage_filesystem": driver_filesystem()} if cluster_path else {}
     restored = tune.Tuner.restore(
-        str(exp_dir),
-        trainable(space, base, run, cfg),
+        path,
+        trainable(space, base, data, cfg),
         resume_unfinished=True,
         resume_errored=False,
+        **on_driver,
     )
     return restored, None  # its progress callback comes back from the saved Tuner
 
@@ -372,16 +402,17 @@ def _warn_cpu_fallback(rows: list[TrialRow]) -> None:
 
 
 def _clear_previous(cfg: SearchConfig, overwrite: bool) -> None:
-    exp_dir = cfg.ray_dir / EXPERIMENT
-    if not exp_dir.exists():
+    storage = _storage(cfg)
+    where = storage.restore_path(EXPERIMENT)
+    if not storage.exists(EXPERIMENT):
         return
     if not overwrite:
         raise ConfigError(
-            f"{exp_dir}: a search named {cfg.run_name!r} is already here; resume it with "
+            f"{where}: a search named {cfg.run_name!r} is already here; resume it with "
             f"--name {cfg.run_name} --resume, choose another --name, or pass --overwrite"
         )
-    log.warning("overwriting the earlier search in %s", exp_dir)
-    shutil.rmtree(exp_dir)
+    log.warning("overwriting the earlier search in %s", where)
+    storage.remove(EXPERIMENT)
 
 
 def _summary(rows, space, cfg, seconds, data, interrupted, num_samples) -> dict[str, Any]:

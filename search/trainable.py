@@ -1,5 +1,8 @@
 """The Ray Tune trainable: a thin adapter from a trial's sampled values to ``vgd.train.train``.
 
+The trial reads its audio from the corpus the driver packed and shipped through Ray's object
+store (search/shipping.py) when there is one, else from the files at the manifest's paths.
+
 Each epoch the training loop writes its full state to a trial-local folder; the reporting
 callback hands that folder to Tune as the epoch's checkpoint. A trial that is restarted (after a
 failure, a paused ASHA rung or a resumed search) copies the checkpoint back and the loop
@@ -16,6 +19,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ import ray
 import torch
 from ray import tune
 
+from search.shipping import Shipped
 from search.space import SearchSpace, trial_overrides
 from vgd.config import RunConfig, TrainConfig, apply_overrides
 from vgd.crossval import cross_validate
@@ -72,13 +77,26 @@ def placement() -> Placement:
 
 
 class TuneReporter:
-    """vgd epoch callback → ``tune.report`` with the epoch's state as the checkpoint."""
+    """vgd epoch callback → ``tune.report`` with the epoch's state as the checkpoint.
 
-    def __init__(self, state_dir: Path, where: Placement):
-        self.state_dir = state_dir
-        self.extra = {"node_id": ray.get_runtime_context().get_node_id(), **where.metrics()}
+    Every report also says where the trial ran and how long it took from the trial's start to
+    its first training batch (``ready_s``: the first report's time less that epoch's seconds),
+    of which ``audio_fetch_s`` went to fetching the shipped audio.
+    """
+
+    def __init__(self, state_dir: Path, where: Placement, started: float, fetch_s: float):
+        self.state_dir, self.started = state_dir, started
+        self.extra: dict[str, Any] = {
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "node_ip": ray.util.get_node_ip_address(),
+            **where.metrics(),
+            "audio_fetch_s": fetch_s,
+        }
 
     def __call__(self, metrics: dict[str, Any]) -> None:
+        if "ready_s" not in self.extra:
+            elapsed = time.perf_counter() - self.started
+            self.extra["ready_s"] = elapsed - float(metrics.get("epoch_seconds", 0.0))
         report = {k: _plain(v) for k, v in metrics.items() if _plain(v) is not None}
         report.update(self.extra)  # strings: TensorBoard leaves them out, result.json keeps them
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(self.state_dir))
@@ -101,22 +119,34 @@ def _restore(state_dir: Path) -> None:
 
 
 def run_trial(
-    params: dict[str, Any], base: TrainConfig, space: SearchSpace, run: RunConfig, cv: int = 0
+    params: dict[str, Any],
+    base: TrainConfig,
+    space: SearchSpace,
+    run: RunConfig,
+    cv: int = 0,
+    audio: Shipped | None = None,
 ) -> None:
     """Train one configuration, reporting every epoch; Tune may stop it between epochs.
 
-    With ``cv`` >= 2 the trial trains ``cv`` speaker folds in step and reports their mean.
+    With ``cv`` >= 2 the trial trains ``cv`` speaker folds in step and reports their mean. With
+    ``audio`` it reads the clips from the shipped corpus, never from files.
     """
+    started = time.perf_counter()
     config = apply_overrides(base, trial_overrides(space, params))
     where = placement()
     run = replace(run, device=where.device, threads=where.threads)
+    fetch = time.perf_counter()
+    packed = audio.fetch() if audio else None
+    fetch = time.perf_counter() - fetch
+    clips = list(packed.clips) if packed else None
+    reader = packed.read if packed else None
     state_dir = Path(tempfile.mkdtemp(prefix="vgd-trial-"))
     try:
         _restore(state_dir)
-        reporter = TuneReporter(state_dir, where)
+        reporter = TuneReporter(state_dir, where, started, fetch)
         if cv >= 2:
-            cross_validate(config, run, cv, callbacks=[reporter], state_dir=state_dir)
+            cross_validate(config, run, cv, clips, [reporter], state_dir=state_dir, reader=reader)
         else:
-            train(config, run, callbacks=[reporter], state_dir=state_dir, progress=False)
+            train(config, run, clips, [reporter], state_dir, progress=False, reader=reader)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)

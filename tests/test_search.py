@@ -1,6 +1,6 @@
 """The search harness end to end (Ray starts in a subprocess, as a user runs it): smoke search,
-four trials packed on one logical GPU, failing trials, Ctrl-C and SIGKILL with resume, and a
-two-node cluster on loopback."""
+four trials packed on one logical GPU, failing trials, Ctrl-C and SIGKILL with resume. The
+cluster tests are in test_cluster.py."""
 
 import csv
 import json
@@ -252,34 +252,3 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, corpus):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = trials(tmp_path / "results" / "interrupted")
     assert len(rows) == 6 and all(r["status"] == "completed" for r in rows)
-
-
-def test_search_on_a_two_node_cluster_over_loopback(tmp_path, corpus):
-    port = "6399"
-    env = {
-        **os.environ,
-        "CPUS_PER_NODE": "1",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    script = ROOT / "scripts" / "ray_cluster.sh"
-    started = subprocess.run(
-        [str(script), "local", port], env=env, capture_output=True, text=True, timeout=120
-    )
-    try:
-        assert started.returncode == 0, started.stderr[-2000:]
-        proc = search(
-            tmp_path,
-            corpus,
-            "--space",
-            "smoke",
-            "--address",
-            f"127.0.0.1:{port}",
-            "--max-concurrent",
-            "2",
-            env={"RAY_AUTH_MODE": "token"},
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        nodes = {r["node_id"] for r in trials(tmp_path / "results" / "smoke")}
-        assert len(nodes) == 2, nodes
-    finally:
-        subprocess.run([str(script), "stop"], env=env, capture_output=True, timeout=120)

@@ -1,0 +1,58 @@
+"""Where a search keeps its trials and how it ships its audio, checked without starting Ray."""
+
+import re
+
+import pytest
+
+from conftest import write_toy_corpus
+from search import shipping
+from search.run import main
+from search.storage import trial_storage
+from vgd.config import AudioConfig, ConfigError
+from vgd.dataset import make_reader
+from vgd.manifest import read_manifest
+
+
+def test_a_corpus_larger_than_the_object_store_share_is_refused_with_both_sizes(
+    tmp_path, monkeypatch
+):
+    manifest = write_toy_corpus(tmp_path / "toy", speakers=4, utterances=2)
+    clips = read_manifest(manifest)  # 8 clips of 1.5 s: 8 * 24,000 samples * 4 bytes
+    monkeypatch.setattr(shipping, "object_store_budget", lambda: (100_000, 200_000))
+    with pytest.raises(ConfigError) as e:
+        shipping.ship(clips, make_reader(AudioConfig()))
+    message = str(e.value)
+    assert re.search(r"audio is 0\.7 MiB, .*: 0\.1 MiB \(50% of the smallest node's", message)
+    assert "store of 0.2 MiB" in message
+    assert "--object-store-memory" in message and "--trial-data paths" in message
+
+
+def test_a_storage_uri_pyarrow_cannot_open_is_a_one_line_error(tmp_path, capsys):
+    manifest = write_toy_corpus(tmp_path / "toy", speakers=4, utterances=2)
+    argv = ["--manifest", str(manifest), "--results-dir", str(tmp_path / "results")]
+    assert main([*argv, "--storage-path", "nosuch://bucket/vgd"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("search: error: --storage-path nosuch://bucket/vgd: pyarrow cannot")
+    assert "\n" not in err
+
+
+def test_a_file_uri_storage_is_listed_copied_and_removed_through_pyarrow(tmp_path):
+    remote, local = tmp_path / "bucket", tmp_path / "results" / "ray"
+    (remote / "tune" / "trial_1").mkdir(parents=True)
+    (remote / "tune" / "trial_1" / "result.json").write_text("{}\n")
+    storage = trial_storage(f"file://{remote}", local)
+    assert storage.uri and storage.exists("tune") and not storage.exists("other")
+    assert storage.restore_path("tune") == f"file://{remote}/tune"
+    assert storage.tune_kwargs(cluster=True) == {"storage_path": f"file://{remote}"}
+    storage.fetch("tune")
+    assert (local / "tune" / "trial_1" / "result.json").read_text() == "{}\n"
+    storage.remove("tune")
+    assert not (remote / "tune").exists() and not (local / "tune").exists()
+
+
+def test_a_path_storage_is_the_driver_folder_and_needs_no_copy(tmp_path):
+    storage = trial_storage(str(tmp_path / "ray"), tmp_path / "unused")
+    assert storage.uri == "" and storage.local == tmp_path / "ray"
+    assert storage.tune_kwargs(cluster=False) == {"storage_path": str(tmp_path / "ray")}
+    storage.fetch("tune")  # nothing to copy
+    assert not (tmp_path / "ray").exists()
