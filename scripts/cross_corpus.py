@@ -2,7 +2,8 @@
 
     python scripts/cross_corpus.py --manifest A.csv --manifest B.csv [--librispeech ROOT]
         [--recipe NAME=YAML ...] [--balance speaker] [--seeds 1] [--folds 5]
-        [--no-loco] [--no-pooled] [--write-manifest pooled.csv] [--out results/cross_corpus]
+        [--no-loco] [--no-pooled] [--fold-limit N] [--write-manifest pooled.csv]
+        [--out results/cross_corpus]
 
 1. Leave one corpus out (LOCO): for each corpus, the recipe trains on every other corpus (a
    seeded 20% of its speakers per corpus × gender validate and pick the epoch) and is scored on
@@ -87,7 +88,7 @@ def splits(clips: list[Clip], args: argparse.Namespace) -> Iterator[tuple[dict, 
                 yield {"kind": "loco", "train": others, "seed": seed, "fold": 0}, fold
         if not args.no_pooled:
             folds = speaker_folds(clips, args.folds, seed)
-            for k in range(args.folds):
+            for k in range(args.folds)[: args.fold_limit or None]:
                 meta = {"kind": POOLED, "train": POOLED, "seed": seed, "fold": k}
                 yield meta, test_fold_clips(clips, folds, k, seed)
 
@@ -276,6 +277,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--balance", default="speaker", choices=("speaker", "sampler", "none"))
     p.add_argument("--seeds", type=int, nargs="+", default=[1], help="fold seeds (search: 0)")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--fold-limit", type=int, default=0, help="only each seed's first N folds")
     p.add_argument("--val-fraction", type=float, default=0.2, help="LOCO's validation speakers")
     p.add_argument("--no-loco", action="store_true", help="skip leave-one-corpus-out")
     p.add_argument("--no-pooled", action="store_true", help="skip pooled cross-validation")

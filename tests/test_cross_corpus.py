@@ -3,6 +3,7 @@ sampling, per-corpus metrics, and scripts/cross_corpus.py end to end on two tiny
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections import Counter
 from pathlib import Path
@@ -224,3 +225,29 @@ def test_cross_corpus_needs_two_corpora(two_corpora, tmp_path, capsys):
     script = load_script("cross_corpus")
     assert script.main([f"--manifest={two_corpora[0]}", f"--out={tmp_path}"]) == 2
     assert "2+ corpora" in capsys.readouterr().err
+
+
+def test_runs_are_seed_major_and_fold_limit_keeps_the_first_folds():
+    script = load_script("cross_corpus")
+    clips = clips_of("a", 6, 6, 1) + clips_of("b", 3, 3, 2)
+    args = argparse.Namespace(
+        seeds=[1, 2], no_loco=False, no_pooled=False, folds=3, fold_limit=2, val_fraction=0.2
+    )
+    metas = [meta for meta, _ in script.splits(clips, args)]
+    assert [(m["seed"], m["kind"], m["fold"]) for m in metas] == [
+        (1, "loco", 0),
+        (1, "loco", 0),
+        (1, "pooled", 0),
+        (1, "pooled", 1),
+        (2, "loco", 0),
+        (2, "loco", 0),
+        (2, "pooled", 0),
+        (2, "pooled", 1),
+    ]
+    # the same seed gives the same pooled folds with or without the limit
+    full = dict(vars(args), fold_limit=0)
+    first = [
+        f for m, f in script.splits(clips, argparse.Namespace(**full)) if m["kind"] == "pooled"
+    ]
+    limited = [f for m, f in script.splits(clips, args) if m["kind"] == "pooled"]
+    assert limited == first[:2] + first[3:5]
