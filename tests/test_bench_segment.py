@@ -1,0 +1,163 @@
+"""scripts/bench_segment.py on two corpora: the deal, the room noise in each turn, the unknown
+shares and the arguments. Tiny synthetic audio only; nothing under ../shared is read."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vgd.audio import save_audio
+from vgd.manifest import Clip
+from vgd.signals import synthetic_voice
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """scripts/bench_segment.py as a module (registered: its dataclass needs sys.modules)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_segment.py"
+    spec = importlib.util.spec_from_file_location("bench_segment", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_segment"] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["bench_segment"]
+
+
+def pool(per_label: dict[str, int], n_clips: int = 1) -> list[Clip]:
+    """Fake clips: ``per_label[corpus]`` speakers of each gender, ``n_clips`` each."""
+    return [
+        Clip(f"{k}/{x}{i}_{j}.flac", x, f"{x}{i}", 3.0, k)
+        for k, n in per_label.items()
+        for x in ("female", "male")
+        for i in range(n)
+        for j in range(n_clips)
+    ]
+
+
+def test_conversations_mix_corpora_and_alternate_genders(bench) -> None:
+    clips = pool({"ls": 8, "so": 4}, n_clips=3)
+    convs = bench.conversation_turns(clips, 4, seed=0)
+    assert sorted(c.path for t in convs for c in t) == sorted(c.path for c in clips)
+    for turns in convs:
+        assert {c.corpus for c in turns} == {"ls", "so"}
+        labels = [c.label for c in turns]
+        assert all(a != b for a, b in zip(labels, labels[1:]))
+        # Interleaved, not one corpus after the other: the rarer corpus's turns are spread.
+        where = [i for i, c in enumerate(turns) if c.corpus == "ls"]
+        assert where[0] < len(turns) / 2 < where[-1]
+
+
+def test_one_corpus_deal_is_the_one_results_were_measured_on(bench) -> None:
+    clips = pool({"librispeech": 7})
+    rng = np.random.default_rng(3)  # the deal before corpora were dealt apart
+    by_label = {x: [c for c in clips if c.label == x] for x in ("female", "male")}
+    for group in by_label.values():
+        rng.shuffle(group)
+    f, m = by_label["female"][1::2], by_label["male"][1::2]
+    old = [c for pair in zip(m, f) for c in pair] + m[len(f) :] + f[len(m) :]
+    assert bench.conversation_turns(clips, 2, seed=3)[1] == old
+
+
+def voice(label: str, seconds: float, seed: int = 0) -> np.ndarray:
+    return synthetic_voice(seconds, label, speaker=seed, seed=seed)
+
+
+def test_room_noise_surrounds_each_turn_and_the_reference_calls_it_nonspeech(bench) -> None:
+    turns = [(voice("female", 1.5), "female"), (voice("male", 1.5, 1), "male")]
+    wave, reference, parts = bench.conversation(
+        turns, np.random.default_rng(0), turn_noise=(0.5, 1.0), noise_rng=np.random.default_rng(1)
+    )
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    assert parts[-1][1] == pytest.approx(wave.size / SR)
+    for j, (*_, what) in enumerate(parts):
+        if what in ("female", "male"):
+            assert parts[j - 1][2] == parts[j + 1][2] == bench.ROOM
+    room = [(s, e) for s, e, what in parts if what == bench.ROOM]
+    assert len(room) == 4 and all(0.5 - 1e-6 <= e - s <= 1.0 + 1e-6 for s, e in room)
+    ref = bench.frames_of(reference, round(wave.size / SR / bench.FRAME_S), bench.CLASSES)
+    for s, e in room:
+        chunk = wave[round(s * SR) : round(e * SR)]
+        level = 10 * np.log10(np.mean(np.square(chunk, dtype=np.float64)))
+        assert -79 < level < -31  # a room's floor: audible on a meter, far under speech
+        assert (ref[round(s / bench.FRAME_S) : round(e / bench.FRAME_S)] == 2).all()
+    spans = bench.turn_spans(parts, ["a", "b"])
+    assert [(s, e) for s, e, _ in spans] == [(room[0][0], room[1][1]), (room[2][0], room[3][1])]
+    # Pauses and inserts are drawn as they are without room noise.
+    _, same_ref, plain = bench.conversation(turns, np.random.default_rng(0))
+    kept = [(round(e - s, 6), w) for s, e, w in parts if w != bench.ROOM]
+    assert kept == [(round(e - s, 6), w) for s, e, w in plain] and len(same_ref) == len(reference)
+
+
+def test_written_conversations_score_per_corpus(bench, tmp_path: Path) -> None:
+    clips = []
+    for k, corpus in enumerate(("ls", "so")):
+        for label in ("female", "male"):
+            path = tmp_path / f"{corpus}_{label}.wav"
+            save_audio(path, voice(label, 1.2, k), SR)
+            clips.append(Clip(str(path), label, f"{corpus}{label}", 1.2, corpus))
+    [f] = bench.write_conversations(clips, 1, 0, tmp_path / "audio", turn_noise=(0.5, 0.6))
+    assert f["corpora"] == {"ls": 2, "so": 2} and 4.0 <= f["room_noise_seconds"] <= 4.8 + 1e-6
+    assert [tag for *_, tag in f["turn_spans"]] == [c.corpus for c in bench.conversation_turns(
+        clips, 1, 0)[0]]  # fmt: skip
+    # Every turn's speech is called unknown in corpus "so", right in corpus "ls".
+    so = [(s, e) for s, e, tag in f["turn_spans"] if tag == "so"]
+    hyp = [(a, b, "unknown" if any(s <= a < e for s, e in so) else x) for a, b, x in f["reference"]]
+    report = bench.score_files([f], {f["path"]: hyp})
+    per = report["per_corpus"]
+    assert set(per) == {"ls", "so"}
+    assert per["ls"]["unknown_of_speech"] == 0 and per["ls"]["macro_f1"] == 1.0
+    assert per["so"]["unknown_of_speech"] == per["so"]["unknown_share"] == 1.0
+    assert 0 < report["scores"]["unknown_of_speech"] < 1
+    assert per["ls"]["f1_nonspeech"] == 1.0  # the room noise inside its turns is non-speech
+    assert len(bench.report_rows(report, "fold 0")) == 3
+
+
+def test_unknown_shares_on_hand_made_frames(bench) -> None:
+    ref = bench.frames_of([(1.0, 3.0, "female"), (4.0, 6.0, "male")], 700, bench.CLASSES)
+    hyp_segments = [
+        (1.0, 2.0, "female"),
+        (2.0, 3.0, "unknown"),  # 1 s of reference speech called unknown
+        (4.0, 5.5, "male"),  # 0.5 s missed
+        (6.2, 6.5, "unknown"),  # 0.3 s false alarm, unknown
+    ]
+    s = bench.frame_scores(bench.frame_counts(ref, bench.frames_of(hyp_segments, 700, bench.HYP)))
+    assert s["unknown_share"] == pytest.approx(100 / 350)  # of detected reference speech
+    assert s["unknown_of_speech"] == pytest.approx(100 / 400)  # of all reference speech
+    assert s["unknown_of_detected"] == pytest.approx(130 / 380)  # of all speech output
+    assert s["speech_seconds"] == pytest.approx(4.0)
+    assert s["gender_accuracy"] == pytest.approx(250 / 350)
+    masks = bench.turn_masks([(0.5, 3.5, "a"), (3.5, 6.8, "b")], 700)
+    assert (
+        masks["a"].sum() == 300 and masks["b"].sum() == 330 and not (masks["a"] & masks["b"]).any()
+    )
+
+
+def test_turn_noise_arguments(bench) -> None:
+    manifest = ["--manifest", "so.csv"]
+    assert bench.parse_args([]).turn_noise == (0.0, 0.0)
+    assert bench.parse_args(manifest).turn_noise == bench.TURN_NOISE_S == (0.5, 3.0)
+    assert bench.parse_args([*manifest, "--turn-noise", "0", "0"]).turn_noise == (0.0, 0.0)
+    assert bench.parse_args(["--turn-noise", "1", "1"]).turn_noise == (1.0, 1.0)
+    for bad in (["2", "1"], ["-0.5", "1"], ["-2", "-1"], ["1"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--turn-noise", *bad])
+
+
+def test_a_reused_model_must_be_held_out(bench, tmp_path: Path) -> None:
+    test = pool({"ls": 1, "so": 1})
+    record = tmp_path / "speakers.json"
+    bench.check_held_out(record, test, several_corpora=False)  # one corpus: older runs trusted
+    with pytest.raises(bench.HeldOutError, match="missing"):
+        bench.check_held_out(record, test, several_corpora=True)
+    record.write_text(json.dumps({"trained": ["so/female0", "ls/other"]}))
+    with pytest.raises(bench.HeldOutError, match="1 of this fold's test speakers"):
+        bench.check_held_out(record, test, several_corpora=True)
+    record.write_text(json.dumps({"trained": ["ls/other"]}))
+    bench.check_held_out(record, test, several_corpora=True)
