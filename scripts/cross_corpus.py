@@ -4,6 +4,7 @@
         [--recipe NAME=YAML ...] [--balance speaker] [--seeds 1] [--folds 5]
         [--no-loco] [--no-pooled] [--fold-limit N] [--write-manifest pooled.csv]
         [--out results/cross_corpus]
+    python scripts/cross_corpus.py --merge A/results.json B/results.json --out C
 
 1. Leave one corpus out (LOCO): for each corpus, the recipe trains on every other corpus (a
    seeded 20% of its speakers per corpus × gender validate and pick the epoch) and is scored on
@@ -24,6 +25,7 @@ speechocean762 (Zhang et al., Interspeech 2021), free for commercial and non-com
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -224,6 +226,40 @@ def curves(report: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
             if key in runs[0][0]
         }
         out[recipe]["folds"] = len(runs)
+        out[recipe]["within_1pt_of_best"] = within(out[recipe]["val_macro_balanced_accuracy"])
+    return out
+
+
+def within(curve: list[float], margin: float = 0.01) -> int:
+    """The first epoch (1-based) whose score is within ``margin`` of the curve's best."""
+    best = max(curve)
+    return next(e for e, v in enumerate(curve, 1) if v >= best - margin)
+
+
+def curve_lines(report: dict[str, Any]) -> list[str]:
+    """Each recipe's mean validation macro balanced accuracy at a few epochs."""
+    marks = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40)
+    lines = [f"{'recipe':<10} {'folds':>5} " + "".join(f"{'ep ' + str(e):>7}" for e in marks)]
+    for recipe, c in report["curves"].items():
+        ys = c["val_macro_balanced_accuracy"]
+        cells = "".join(f"{ys[e - 1]:>7.4f}" if e <= len(ys) else f"{'':>7}" for e in marks)
+        lines.append(
+            f"{recipe:<10} {c['folds']:>5} {cells}  within 0.01 of best at epoch "
+            f"{c['within_1pt_of_best']}"
+        )
+    return lines
+
+
+def merged(paths: list[Path]) -> dict[str, Any]:
+    """Several results.json as one report: their runs, on the pooled folds all of them ran."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    key = lambda r: (r["kind"], r["seed"], r["fold"])  # noqa: E731
+    common = set.intersection(*({key(r) for r in rep["runs"]} for rep in reports))
+    out = {**reports[0], "merged": [str(p) for p in paths], "configs": {}, "runs": []}
+    for rep in reports:
+        out["configs"].update(rep["configs"])
+        out["runs"] += [r for r in rep["runs"] if key(r) in common]
+    out["table"] = table(out["runs"])
     return out
 
 
@@ -283,6 +319,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-pooled", action="store_true", help="skip pooled cross-validation")
     p.add_argument("--write-manifest", type=Path, help="also write the pooled manifest here")
     p.add_argument("--out", type=Path, default=Path("results/cross_corpus"))
+    p.add_argument(
+        "--merge", type=Path, nargs="+", help="redraw from these results.json, merged (no runs)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--cache-dir", default="cache/audio", help="decoded-audio cache ('': none)")
@@ -291,6 +330,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        return write_outputs(merged(args.merge), args.out)
     start = time.perf_counter()
     try:
         clips = load_pool(args)
@@ -315,16 +356,23 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
     }
     measure(recipes, run, clips, args, report)
-    report["curves"] = curves(report)
     report["seconds"] = time.perf_counter() - start
-    text = format_table(report["table"])
+    write_outputs(report, args.out)
+    print(f"took {format_duration(report['seconds'])}")
+    return 0
+
+
+def write_outputs(report: dict[str, Any], out: Path) -> int:
+    """Print the table (and the curves' summary); write it, the JSON and the plots to ``out``."""
+    report["curves"] = curves(report)
+    text = "\n".join([format_table(report["table"]), "", *curve_lines(report)])
     print(text)
-    atomic_write_text(args.out / "table.txt", text + "\n")
-    atomic_write_json(args.out / "results.json", report)
-    plot(report, args.out / "cross_corpus.png")
+    atomic_write_text(out / "table.txt", text + "\n")
+    atomic_write_json(out / "results.json", report)
+    plot(report, out / "cross_corpus.png")
     if report["curves"]:
-        plot_curves(report, args.out / "curves.png")
-    print(f"took {format_duration(report['seconds'])}; wrote {args.out}")
+        plot_curves(report, out / "curves.png")
+    print(f"wrote {out}")
     return 0
 
 

@@ -219,6 +219,28 @@ def test_cross_corpus_runs_loco_both_ways_and_pooled_cv(two_corpora, tmp_path, c
     assert (out / "cross_corpus.png").stat().st_size > 0
     assert (out / "curves.png").stat().st_size > 0
     assert len(read_manifests([tmp_path / "pool.csv"])) == 40
+    # redrawn from its JSON with another run merged in: only the folds both ran are kept
+    other = json.loads((out / "results.json").read_text())
+    other["runs"] = [dict(r, recipe="other") for r in other["runs"] if r["fold"] == 1]
+    other["configs"] = {"other": {}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    again = tmp_path / "again"
+    assert (
+        script.main(
+            ["--merge", str(out / "results.json"), str(tmp_path / "other.json"), f"--out={again}"]
+        )
+        == 0
+    )
+    redrawn = json.loads((again / "results.json").read_text())
+    assert {(r["recipe"], r["fold"]) for r in redrawn["runs"]} == {("toy", 1), ("other", 1)}
+    assert set(redrawn["curves"]) == {"toy", "other"}
+    assert "within 0.01 of best" in (again / "table.txt").read_text()
+
+
+def test_within_finds_the_first_epoch_near_the_best():
+    script = load_script("cross_corpus")
+    assert script.within([0.5, 0.8, 0.955, 0.9, 0.96]) == 3
+    assert script.within([0.9]) == 1
 
 
 def test_cross_corpus_needs_two_corpora(two_corpora, tmp_path, capsys):
