@@ -9,8 +9,8 @@
 #   scripts/ray_cluster.sh pids [PORT]          list them
 #
 # Each cluster keeps its own folder, CLUSTER_DIR (default /tmp/vgd-ray-<uid>-<PORT>): Ray's temp
-# dir of each node it started there (head/, worker/), their logs, and the PID of each node's
-# `ray start --block`. Every Ray process of a node descends from that PID, in its own process
+# dir of each node it started there (head/, worker/), their logs, Ray's node id and the PID of
+# each node's `ray start --block`. Every Ray process of a node descends from that PID, in its own process
 # group; `stop` ends those trees and groups, never another search's or test's Ray (`ray stop`
 # would end every Ray of the user on the machine).
 #
@@ -60,13 +60,23 @@ start() {
   pid=$!
   echo "$pid" >"$dir/$node/pid"
   for _ in $(seq 240); do
-    grep -q "Ray runtime started" "$log" 2>/dev/null && return 0
+    grep -q "Ray runtime started" "$log" 2>/dev/null && { record_node_id "$node"; return 0; }
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.5
   done
   echo "ray_cluster: the $node node did not start; $log says:" >&2
   tail -20 "$log" >&2
   return 1
+}
+
+# Ray's id of node NODE into $dir/NODE/node_id (from its session's port files), for reports.
+record_node_id() {
+  local id
+  for _ in $(seq 20); do
+    id=$(ls "$dir/$1/session_latest" 2>/dev/null | sed -n 's/^metrics_agent_port_//p' | head -1)
+    [ -n "$id" ] && { echo "$id" >"$dir/$1/node_id"; return 0; }
+    sleep 0.5
+  done
 }
 
 # The PIDs of this cluster: each node's `ray start --block`, its descendants and process group.
@@ -86,6 +96,29 @@ cluster_pids() {
     }' | sort -n | while read -r p; do kill -0 "$p" 2>/dev/null && echo "$p"; done || true
 }
 
+# The PIDs given that are still running (zombies are not), on one line; always succeeds.
+alive() {
+  local p state
+  for p in "$@"; do
+    state=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1) || state=""
+    [ -n "$state" ] && [ "$state" != Z ] && printf '%s ' "$p"
+  done
+  return 0
+}
+
+# wait_gone SECONDS PID...: the PIDs still running after waiting up to SECONDS for them to end.
+wait_gone() {
+  local left=$(($1 * 2)) pids
+  shift
+  pids=$(alive "$@")
+  while [ -n "${pids// /}" ] && [ "$left" -gt 0 ]; do
+    sleep 0.5
+    left=$((left - 1))
+    pids=$(alive $pids)  # shellcheck disable=SC2086
+  done
+  echo "$pids"
+}
+
 stop() {
   local pids
   pids=$(cluster_pids | tr '\n' ' ')
@@ -97,13 +130,15 @@ stop() {
   echo "ray_cluster: stopping the cluster of $dir: PIDs $pids"
   # shellcheck disable=SC2086  # one PID per word
   kill -TERM $pids 2>/dev/null || true
-  for _ in $(seq 20); do
-    pids=$(for p in $pids; do kill -0 "$p" 2>/dev/null && echo "$p"; done | tr '\n' ' ')
-    [ -z "${pids// /}" ] && break
-    sleep 0.5
-  done
-  # shellcheck disable=SC2086
-  [ -n "${pids// /}" ] && kill -KILL $pids 2>/dev/null || true
+  pids=$(wait_gone 10 $pids)  # shellcheck disable=SC2086
+  if [ -n "${pids// /}" ]; then
+    kill -KILL $pids 2>/dev/null || true  # shellcheck disable=SC2086
+    pids=$(wait_gone 20 $pids)  # shellcheck disable=SC2086
+  fi
+  if [ -n "${pids// /}" ]; then
+    echo "ray_cluster: still running after SIGKILL: PIDs $pids" >&2
+    return 1
+  fi
   rm -f "$dir"/*/pid
   echo "ray_cluster: stopped"
 }

@@ -89,6 +89,7 @@ class TuneReporter:
         self.extra: dict[str, Any] = {
             "node_id": ray.get_runtime_context().get_node_id(),
             "node_ip": ray.util.get_node_ip_address(),
+            "pid": os.getpid(),  # a reused actor runs several trials in one process
             **where.metrics(),
             "audio_fetch_s": fetch_s,
         }

@@ -1,6 +1,9 @@
 """Where a search keeps its trials and how it ships its audio, checked without starting Ray."""
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -8,9 +11,12 @@ from conftest import write_toy_corpus
 from search import shipping
 from search.run import main
 from search.storage import trial_storage
+from vgd.checkpoint import load_checkpoint
 from vgd.config import AudioConfig, ConfigError
 from vgd.dataset import make_reader
 from vgd.manifest import read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_corpus_larger_than_the_object_store_share_is_refused_with_both_sizes(
@@ -56,3 +62,28 @@ def test_a_path_storage_is_the_driver_folder_and_needs_no_copy(tmp_path):
     assert storage.tune_kwargs(cluster=False) == {"storage_path": str(tmp_path / "ray")}
     storage.fetch("tune")  # nothing to copy
     assert not (tmp_path / "ray").exists()
+
+
+@pytest.mark.slow
+def test_a_search_with_file_uri_storage_brings_every_result_to_the_driver(tmp_path, capsys):
+    manifest = write_toy_corpus(tmp_path / "toy", speakers=12, utterances=4)
+    bucket, results = tmp_path / "bucket", tmp_path / "results"
+    argv = ["--space", "smoke", "--manifest", str(manifest), "--results-dir", str(results)]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--storage-path", f"file://{bucket}"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "search" / "run.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = results / "smoke"
+    assert len(list((bucket / "tune").rglob("checkpoint_*/state.pt"))) == 4  # written there
+    assert len(list((out / "ray").rglob("events.out.tfevents.*"))) == 4  # and copied back
+    assert load_checkpoint(out / "best_model.pt").recipe is not None
+    assert (out / "trials.csv").read_text().count("\n") == 5
+    assert main(argv) == 2  # the same name again: refused, naming the URI
+    assert (
+        f"file://{bucket}/tune: a search named 'smoke' is already here" in capsys.readouterr().err
+    )
