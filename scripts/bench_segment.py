@@ -27,7 +27,8 @@ speakers evenly (``data.balance=speaker``, genders even within each corpus); eac
 interleaves the corpora's speakers; and every turn's clip gets 0.5-3 s (``--turn-noise``) of
 its room's noise before and after it (noise at the clip's own noise floor, marked non-speech),
 as real recordings have. Every score is also given per corpus (the frames of its turns), with
-the share of speech labelled ``unknown``.
+the share of speech labelled ``unknown``, and the false alarms by where they lie (in a clip, its
+room noise, a pause or an insert).
 
 ``--hour`` instead times ``vgd segment`` on one 60-minute recording of fold K's speakers in a
 fresh process (wall time and peak RSS) and scores it too. Prints measured numbers; writes JSON to
@@ -395,6 +396,7 @@ def score_files(
     total = np.zeros((len(CLASSES), len(HYP)), dtype=np.int64)
     collared = np.zeros_like(total)
     by_corpus: dict[str, np.ndarray] = {}
+    alarms: dict[str, np.ndarray] = {}
     per_file = []
     for f in files:
         frames = round(f["seconds"] / FRAME_S)
@@ -405,6 +407,10 @@ def score_files(
         for corpus, mask in turn_masks(f.get("turn_spans", []), frames).items():
             by_corpus.setdefault(corpus, np.zeros_like(total))
             by_corpus[corpus] += frame_counts(ref, hyp, mask)
+        for kind, mask in part_masks(f.get("parts", []), frames).items():
+            quiet = mask & (ref == CLASSES.index("nonspeech"))
+            found = quiet & (hyp != HYP.index("nonspeech"))
+            alarms[kind] = alarms.get(kind, np.zeros(2)) + [quiet.sum(), found.sum()]
         collared += frame_counts(ref, hyp, outside_collar(ref, collar_s))
         ref_share, hyp_share = women_share(f["reference"]), women_share(hyps[f["path"]])
         error = 100 * abs(hyp_share - ref_share) if hyp_share is not None else 100.0
@@ -427,9 +433,26 @@ def score_files(
         "scores": scores,
         "counts": total.tolist(),
         "per_corpus": per_corpus,
+        "false_alarm_by_part": {
+            k: {"nonspeech_seconds": q * FRAME_S, "false_alarm_seconds": a * FRAME_S}
+            for k, (q, a) in sorted(alarms.items())
+        },
         "collar_s": collar_s,
         "files": per_file,
     }
+
+
+def part_masks(parts: Sequence[tuple[float, float, str]], frames: int) -> dict[str, np.ndarray]:
+    """The frames of each kind of part: ``clip`` (a turn's clip), ``room noise``, ``pause`` or
+    ``insert`` (music, noise, tones), so that false alarms can be told apart by where they lie."""
+    out: dict[str, np.ndarray] = {}
+    for start, end, what in parts:
+        kind = (
+            "clip" if what in ("female", "male") else what if what in (ROOM, "pause") else "insert"
+        )
+        mask = out.setdefault(kind, np.zeros(frames, dtype=bool))
+        mask[round(start / FRAME_S) : round(end / FRAME_S)] = True
+    return out
 
 
 def turn_masks(spans: Sequence[tuple[float, float, str]], frames: int) -> dict[str, np.ndarray]:
@@ -616,6 +639,15 @@ def table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def alarm_line(report: dict[str, Any]) -> str:
+    """Where the false alarms lie: seconds called speech of each kind of non-speech."""
+    cells = [
+        f"{k} {v['false_alarm_seconds']:.1f} of {v['nonspeech_seconds']:.0f} s"
+        for k, v in report.get("false_alarm_by_part", {}).items()
+    ]
+    return f"fold {report['fold']}: non-speech called speech: " + "; ".join(cells)
+
+
 def report_rows(report: dict[str, Any], name: str) -> list[tuple[str, dict[str, float]]]:
     """The report's row, and one per corpus (its turns' frames) when there are several."""
     rows = [(name, report["scores"])]
@@ -742,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
         reports = []
         for k in ks:
             reports.append(run_fold(args, clips, folds, k))
+            print(alarm_line(reports[-1]))
             print(table([row for r in reports for row in report_rows(r, f"fold {r['fold']}")]))
     except (ConfigError, ManifestError, CheckpointError, HeldOutError, FileNotFoundError) as e:
         print(f"bench_segment: error: {e}", file=sys.stderr)

@@ -117,6 +117,16 @@ def test_written_conversations_score_per_corpus(bench, tmp_path: Path) -> None:
     assert 0 < report["scores"]["unknown_of_speech"] < 1
     assert per["ls"]["f1_nonspeech"] == 1.0  # the room noise inside its turns is non-speech
     assert len(bench.report_rows(report, "fold 0")) == 3
+    alarms = report["false_alarm_by_part"]
+    assert set(alarms) <= {"clip", "room noise", "pause", "insert"}
+    assert alarms["room noise"]["nonspeech_seconds"] == pytest.approx(f["room_noise_seconds"], 0.01)
+    assert all(v["false_alarm_seconds"] == 0 for v in alarms.values())
+    # A hypothesis that calls the first turn's leading room noise speech is caught there.
+    lead = next((s, e) for s, e, what in f["parts"] if what == bench.ROOM)
+    report = bench.score_files([f], {f["path"]: [*hyp, (*lead, "male")]})
+    alarms = report["false_alarm_by_part"]
+    assert alarms["room noise"]["false_alarm_seconds"] == pytest.approx(lead[1] - lead[0], abs=0.02)
+    assert "room noise" in bench.alarm_line({"fold": 0, **report})
 
 
 def test_unknown_shares_on_hand_made_frames(bench) -> None:
