@@ -23,19 +23,27 @@
 # The driver ships the decoded audio to the trials through Ray's object store and keeps the trial
 # folders itself (or in --storage-path s3://...): other nodes need the project installed, not the
 # audio nor shared storage (docs/clusters.md).
-# Each node offers CPUS_PER_NODE CPUs (default: all) and GPUS_PER_NODE GPUs (default: those it
-# has). Ray's GPUs are logical: GPUS_PER_NODE=1 on a CPU-only node lets `--gpus-per-trial 0.25`
-# place four trials per node, each falling back to the CPU (a dry run of GPU packing).
+# Each node offers CPUS_PER_NODE CPUs (default: all; HEAD_CPUS, WORKER_CPUS for one of them) and
+# GPUS_PER_NODE GPUs (default: those it has). Ray's GPUs are logical: GPUS_PER_NODE=1 on a
+# CPU-only node lets `--gpus-per-trial 0.25` place four trials per node, each falling back to the
+# CPU (a dry run of GPU packing).
 # HIDE_FROM_WORKER="DIR ..." (local, as root): the worker runs in its own mount namespace with
 # each DIR under an empty tmpfs, as on a node that shares no filesystem with the driver; the
 # mounts it saw are in CLUSTER_DIR/worker/mounts.txt.
 set -euo pipefail
 export RAY_AUTH_MODE=token
 cmd=${1:-}
-sizes=()
-[ -n "${CPUS_PER_NODE:-}" ] && sizes+=(--num-cpus="$CPUS_PER_NODE")
-[ -n "${GPUS_PER_NODE:-}" ] && sizes+=(--num-gpus="$GPUS_PER_NODE")
-common=(--disable-usage-stats "${sizes[@]}")
+common=(--disable-usage-stats)
+
+# sizes NODE: its --num-cpus/--num-gpus (HEAD_CPUS, WORKER_CPUS override CPUS_PER_NODE).
+sizes() {
+  local cpus=${CPUS_PER_NODE:-}
+  [ "$1" = head ] && cpus=${HEAD_CPUS:-$cpus}
+  [ "$1" = worker ] && cpus=${WORKER_CPUS:-$cpus}
+  [ -n "$cpus" ] && echo "--num-cpus=$cpus"
+  [ -n "${GPUS_PER_NODE:-}" ] && echo "--num-gpus=$GPUS_PER_NODE"
+  return 0
+}
 
 cluster_dir() { echo "${CLUSTER_DIR:-${TMPDIR:-/tmp}/vgd-ray-$(id -u)-$1}"; }
 
@@ -44,6 +52,8 @@ cluster_dir() { echo "${CLUSTER_DIR:-${TMPDIR:-/tmp}/vgd-ray-$(id -u)-$1}"; }
 start() {
   local node=$1 log pid
   shift
+  # shellcheck disable=SC2046  # one flag per word
+  set -- "$@" $(sizes "$node")
   mkdir -p "$dir/$node"
   log="$dir/$node/ray_start.log"
   if [ "$node" = worker ] && [ -n "${HIDE_FROM_WORKER:-}" ]; then
@@ -177,7 +187,7 @@ case "$cmd" in
     if [ "$cmd" = pids ]; then cluster_pids; else stop; fi
     ;;
   *)
-    sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

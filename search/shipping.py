@@ -3,7 +3,9 @@
 The driver decodes the usable clips once (vgd.packed_audio), checks that they fit every node's
 object store, and puts them there; each trial fetches the reference (one copy per node, shared by
 that node's trials through shared memory) and reads its training, validation and cross-validation
-fold clips from it. No node but the driver's needs the audio, the manifest or the cache dir.
+fold clips from it. Before the first trial the driver copies it to every node (``prefetch``), so
+no trial waits for the transfer. No node but the driver's needs the audio, the manifest or the
+cache dir.
 
 A corpus too large for the smallest node's object store is refused at the start with both sizes;
 ``--trial-data paths`` is the explicit alternative (every node reads the files at the manifest's
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from vgd.config import ConfigError
 from vgd.inference import Reader
@@ -26,6 +29,7 @@ from vgd.packed_audio import PackedAudio, TooLarge, gib, pack_audio
 
 log = logging.getLogger(__name__)
 
+PREFETCH_TIMEOUT_S = 600.0
 # The packed audio may take this share of the smallest node's object store: the rest is for
 # Ray's own objects (trial results, checkpoints in flight, other references).
 OBJECT_STORE_SHARE = 0.5
@@ -75,4 +79,31 @@ def ship(clips: Sequence[Clip], reader: Reader) -> tuple[Shipped, list[str]]:
         time.perf_counter() - start,
         gib(budget),
     )
+    prefetch(shipped)
     return shipped, failed
+
+
+@ray.remote(num_cpus=0)
+def _arrive(audio: PackedAudio) -> int:
+    # Ray copies the argument into this node's object store before the call; the copy stays
+    # there for the trials (Ray evicts a node's secondary copies only when its store is full).
+    return audio.nbytes
+
+
+def prefetch(shipped: Shipped) -> None:
+    """Copy the packed audio to every other live node now, in parallel, and wait for it."""
+    here = ray.get_runtime_context().get_node_id()
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["NodeID"] != here]
+    if not nodes:
+        return
+    start = time.perf_counter()
+    tasks = [
+        _arrive.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(
+            shipped.ref
+        )
+        for n in nodes
+    ]
+    _, late = ray.wait(tasks, num_returns=len(tasks), timeout=PREFETCH_TIMEOUT_S)
+    log.info("copied the audio to %d node(s) in %.1f s", len(nodes), time.perf_counter() - start)
+    if late:
+        log.warning("%d node(s) had no copy after %.0f s", len(late), PREFETCH_TIMEOUT_S)
