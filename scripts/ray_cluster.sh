@@ -91,8 +91,14 @@ record_node_id() {
 
 # The PIDs of this cluster: each node's `ray start --block`, its descendants and process group.
 cluster_pids() {
-  local roots=() f
-  for f in "$dir"/*/pid; do [ -f "$f" ] && roots+=("$(cat "$f")"); done
+  local roots=() f p
+  for f in "$dir"/*/pid; do
+    [ -f "$f" ] || continue
+    p=$(cat "$f")
+    # A node that died leaves its PID behind, and PIDs come round again (pid_max may be 32768):
+    # only a process that still carries this cluster's temp dir is ours to stop.
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "--temp-dir=$dir/" && roots+=("$p")
+  done
   [ ${#roots[@]} -gt 0 ] || return 0
   ps -e -o pid=,ppid=,pgid= | awk -v roots="${roots[*]}" '
     BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) { mine[r[i]] = 1; group[r[i]] = 1 } }

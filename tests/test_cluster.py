@@ -227,3 +227,24 @@ def test_stopping_a_helper_cluster_leaves_a_running_search_alone(tmp_path, corpu
     finally:
         if search.poll() is None:
             os.killpg(search.pid, signal.SIGKILL)
+
+
+def test_stop_leaves_alone_a_process_that_took_a_dead_node_s_pid(cluster_dir):
+    """A node that died leaves its PID file behind; the PID may now be another's group leader."""
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a group leader, not Ray
+    try:
+        for node in ("head", "worker"):
+            (cluster_dir / node).mkdir()
+            (cluster_dir / node / "pid").write_text(f"{other.pid}\n")
+        out = subprocess.run(
+            ["bash", str(HELPER), "stop"],
+            env=env_for(cluster_dir),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "nothing of" in out.stdout and _alive(other.pid)
+    finally:
+        other.kill()
+        other.wait()
