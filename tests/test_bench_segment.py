@@ -3,7 +3,6 @@ shares and the arguments. Tiny synthetic audio only; nothing under ../shared is 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import load_script
 from vgd.audio import save_audio
 from vgd.manifest import Clip
 from vgd.signals import synthetic_voice
@@ -20,13 +20,8 @@ SR = 16000
 
 @pytest.fixture(scope="module")
 def bench():
-    """scripts/bench_segment.py as a module (registered: its dataclass needs sys.modules)."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_segment.py"
-    spec = importlib.util.spec_from_file_location("bench_segment", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_segment"] = module
-    spec.loader.exec_module(module)
-    yield module
+    """scripts/bench_segment.py as a module."""
+    yield load_script("bench_segment")
     del sys.modules["bench_segment"]
 
 

@@ -9,6 +9,7 @@ import io
 import itertools
 import json
 import math
+import sys
 import tracemalloc
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_script
 from vgd import signals
 from vgd.audio import save_audio
 from vgd.checkpoint import LoadedModel
@@ -503,15 +505,8 @@ def test_segmenter_rejects_reserved_labels(loaded: LoadedModel) -> None:
 
 @pytest.fixture(scope="module")
 def bench():
-    """scripts/bench_segment.py as a module (registered: its dataclass needs sys.modules)."""
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_segment.py"
-    spec = importlib.util.spec_from_file_location("bench_segment", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_segment"] = module
-    spec.loader.exec_module(module)
-    yield module
+    """scripts/bench_segment.py as a module."""
+    yield load_script("bench_segment")
     del sys.modules["bench_segment"]
 
 
