@@ -92,22 +92,18 @@ def usable_clips(
         report = prefill(AudioCache(cache_dir, audio), [c.path for c in clips], progress=progress)
         failed = report.failed
     else:
-        failed = {}
-        for c in clips:
-            try:
-                audio_info(c.path)
-            except AudioError as e:
-                failed[c.path] = e.reason
+        failed = _unreadable(clips, audio_info)
     for path, reason in failed.items():
         log.warning("left out unreadable clip %s: %s", path, reason)
     return [c for c in clips if c.path not in failed], [f"{p}: {r}" for p, r in failed.items()]
 
 
-def _unreadable(clips: Sequence[Clip], reader: Reader) -> dict[str, str]:
+def _unreadable(clips: Sequence[Clip], check: Callable[[str], Any]) -> dict[str, str]:
+    """Each clip that ``check`` (a reader, or a header check) refuses, with its reason."""
     failed = {}
     for c in clips:
         try:
-            reader(c.path)
+            check(c.path)
         except AudioError as e:
             failed[c.path] = e.reason
     return failed
