@@ -53,6 +53,9 @@ METRICS = {
     "val_roc_auc": "max",
     "val_speaker_accuracy": "max",
     "val_loss": "min",
+    # the best epoch's so far (vgd.train.best_so_far): a rung ranks trials by where they got
+    "best_val_balanced_accuracy": "max",
+    "best_val_macro_balanced_accuracy": "max",
 }
 
 

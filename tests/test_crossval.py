@@ -58,6 +58,17 @@ def test_each_epoch_reports_the_mean_and_spread_of_the_folds(cv_manifest, tmp_pa
         assert metrics["fold_epochs"] == 3 * epoch
     assert result.best_epoch in (1, 2)
     assert result.best == result.history[result.best_epoch - 1]
+    # what a scheduler ranks by: the best epoch so far's score, the mean's and each fold's own
+    for metrics in seen:
+        best = seen[metrics["best_epoch"] - 1]["val_balanced_accuracy"]
+        assert metrics["best_val_balanced_accuracy"] == best
+    for fold in per_fold:
+        history = fold["history"]
+        for h in history:
+            assert (
+                h["best_val_balanced_accuracy"]
+                == history[h["best_epoch"] - 1]["val_balanced_accuracy"]
+            )
 
 
 def test_an_interrupted_cross_validation_resumes_to_the_same_result(cv_manifest, tmp_path):

@@ -31,7 +31,7 @@ from vgd.splits import (
     speaker_folds,
     speaker_key,
 )
-from vgd.train import Callback, Session, Trainer, load_clips, selection_score
+from vgd.train import Callback, Session, Trainer, best_so_far, load_clips, selection_score
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,7 @@ class CrossValidation:
             epoch = len(state.history) + 1
             metrics = aggregate(epoch, [_at_epoch(s, epoch) for s in sessions])
             state.record(metrics, self.config.optim.patience)
+            metrics.update(best_so_far(state.history[state.best_epoch - 1]))
             metrics.update(
                 best_epoch=state.best_epoch,
                 early_stopped=state.stopped,
@@ -254,6 +255,20 @@ def _at_epoch(session: Session, epoch: int) -> dict[str, Any]:
     while session.state.epoch < epoch:
         session.step()
     return session.state.history[epoch - 1]
+
+
+def without_validation(config: TrainConfig, epochs: int) -> TrainConfig:
+    """The recipe trained on the ``train`` split alone for exactly ``epochs``: no validation
+    to stop it, since the epochs were chosen on validation speakers that now train."""
+    return apply_overrides(
+        config,
+        {
+            "data.train_splits": ["train"],
+            "data.val_split": "",
+            "optim.epochs": epochs,
+            "optim.patience": 0,
+        },
+    )
 
 
 def cross_validate(

@@ -388,6 +388,7 @@ class Session:
         metrics.update(t._validate(self.model, self.data))
         metrics["epoch_seconds"] = time.perf_counter() - t0
         state.record(metrics, self.model, cfg.optim.patience)
+        metrics.update(best_so_far(state.best_metrics))
         metrics["best_epoch"] = state.best_epoch
         metrics["early_stopped"] = state.stopped
         state.seconds = time.perf_counter() - self.started
@@ -438,6 +439,16 @@ def corpus_metrics(m: dict[str, Any]) -> dict[str, float]:
             if recall is not None:
                 out[f"val_recall_{label}@{corpus}"] = recall
     return out
+
+
+def best_so_far(best: dict[str, Any]) -> dict[str, float]:
+    """``best_val_*``: each validation score of the best epoch so far, which a scheduler can rank
+    trials by where a single epoch's score swings with the learning rate."""
+    return {
+        f"best_{k}": float(v)
+        for k, v in best.items()
+        if k.startswith("val_") and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def selection_score(metrics: dict[str, Any]) -> float:
