@@ -26,20 +26,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import statistics
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import yaml
 
+from search.space import load_space
+from vgd.calibration import window_logits
 from vgd.checkpoint import LoadedModel
 from vgd.config import RunConfig, TrainConfig, apply_overrides, load_config, to_dict
 from vgd.corpora import build
 from vgd.crossval import leave_corpus_out, test_fold_clips
+from vgd.dataset import make_reader
 from vgd.evaluate import evaluate
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import Clip, ManifestError, read_manifests, write_manifest
@@ -55,6 +63,8 @@ CURVE_KEYS = ("val_macro_balanced_accuracy", "val_balanced_accuracy", "val_loss"
 
 def run_split(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[str, Any]:
     """Train on the split's train/val speakers; score its test clips per corpus."""
+    if run.threads:
+        torch.set_num_threads(run.threads)  # a --jobs worker's share of the cores
     result = Trainer(config, run, clips, progress=False).fit()
     test = [c for c in clips if c.split == "test"]
     scored = evaluate(LoadedModel(result.model, result.config.spec, result.config), test)
@@ -77,7 +87,25 @@ def run_split(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[st
         "train_seconds": result.seconds,
         "temperature": result.model.temperature,
         "curve": [{k: h[k] for k in ("epoch", *CURVE_KEYS) if k in h} for h in result.history],
+        "oof": out_of_fold(
+            result.model, result.config, test, make_reader(config.audio, run.cache_dir)
+        ),
     }
+
+
+def out_of_fold(model, config: TrainConfig, test: list[Clip], reader) -> dict[str, dict]:
+    """Per test corpus, each clip's window logits at T = 1 (4 decimals) and its label index:
+    what a temperature and a risk–coverage table over all folds are computed from."""
+    out = {}
+    for name in corpora_of(test):
+        logits, targets = window_logits(
+            model, config.spec, [c for c in test if c.corpus == name], reader
+        )
+        out[name] = {
+            "logits": [np.round(z, 4).tolist() for z in logits],
+            "targets": targets.tolist(),
+        }
+    return out
 
 
 def splits(clips: list[Clip], args: argparse.Namespace) -> Iterator[tuple[dict, list[Clip]]]:
@@ -98,19 +126,106 @@ def splits(clips: list[Clip], args: argparse.Namespace) -> Iterator[tuple[dict, 
 def measure(
     recipes: dict[str, TrainConfig], run: RunConfig, clips: list[Clip], args, report: dict
 ) -> None:
-    """Every run of every recipe, fold-major so that a cut-short run stays paired."""
+    """Every run of every recipe, fold-major so that a cut-short run stays paired; ``--jobs``
+    runs at once, each in its own process with its share of the threads."""
     rows = report["runs"]
-    t0, todo = time.perf_counter(), list(splits(clips, args))
-    total, done = len(todo) * len(recipes), 0
-    for meta, fold in todo:
-        for name, config in recipes.items():
-            row = {"recipe": name, **meta, **run_split(config, run, fold)}
-            rows.append(row)
-            done += 1
-            eta = (time.perf_counter() - t0) / done * (total - done)
-            print(f"{run_line(row)} | {done}/{total} ETA {format_duration(eta)}", flush=True)
-            report["table"] = table(rows)
-            atomic_write_json(args.out / "results.json", report)
+    todo = [
+        (meta, fold, name, config)
+        for meta, fold in splits(clips, args)
+        for name, config in recipes.items()
+    ]
+    order = {_key(meta, name): i for i, (meta, _, name, _) in enumerate(todo)}
+    t0, total = time.perf_counter(), len(todo)
+    for row in _runs(todo, run, args.jobs):
+        rows.append(row)
+        rows.sort(key=lambda r: order[_key(r, r["recipe"])])
+        eta = (time.perf_counter() - t0) / len(rows) * (total - len(rows))
+        print(f"{run_line(row)} | {len(rows)}/{total} ETA {format_duration(eta)}", flush=True)
+        report["table"] = table(rows)
+        report["paired"] = paired_all(rows, list(recipes))
+        atomic_write_json(args.out / "results.json", report)
+
+
+def _key(meta: dict[str, Any], recipe: str) -> tuple:
+    return (meta["kind"], meta["train"], meta["seed"], meta["fold"], recipe)
+
+
+def _runs(todo: list[tuple], run: RunConfig, jobs: int) -> Iterator[dict[str, Any]]:
+    """Each (meta, fold, recipe) trained and scored, as they finish."""
+    if jobs <= 1:
+        for meta, fold, name, config in todo:
+            yield {"recipe": name, **meta, **run_split(config, run, fold)}
+        return
+    # spawn: a forked child would inherit the parent's OpenMP thread pool mid-state
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(run_split, config, run, fold): {"recipe": name, **meta}
+            for meta, fold, name, config in todo
+        }
+        for future in as_completed(futures):
+            yield {**futures[future], **future.result()}
+
+
+def paired_all(rows: list[dict[str, Any]], recipes: list[str]) -> dict[str, Any]:
+    """Every other recipe against the first, fold by fold on the pooled folds both ran."""
+    return {other: paired(rows, recipes[0], other) for other in recipes[1:]}
+
+
+def paired(rows: list[dict[str, Any]], base: str, other: str) -> dict[str, Any]:
+    """Per corpus and for the macro: each shared pooled fold's (base, other, difference), and the
+    mean difference with its spread (the standard deviation of the differences)."""
+    runs = {(r["recipe"], r["seed"], r["fold"]): r for r in rows if r["kind"] == POOLED}
+    folds = sorted(
+        {(s, k) for (name, s, k) in runs if name == base}
+        & {(s, k) for (name, s, k) in runs if name == other}
+    )
+    out: dict[str, Any] = {"base": base, "other": other, "folds": [list(f) for f in folds]}
+    if not folds:
+        return out
+    scores = {
+        "macro": lambda r: r["macro_balanced_accuracy"],
+        **{
+            name: (lambda r, n=name: r["per_corpus"][n]["balanced_accuracy"])
+            for name in runs[(base, *folds[0])]["per_corpus"]
+        },
+    }
+    for name, score in scores.items():
+        a = [score(runs[(base, *f)]) for f in folds]
+        b = [score(runs[(other, *f)]) for f in folds]
+        diff = [y - x for x, y in zip(a, b)]
+        out[name] = {
+            base: a,
+            other: b,
+            "diff": diff,
+            "mean_diff": statistics.fmean(diff),
+            "spread": statistics.stdev(diff) if len(diff) > 1 else 0.0,
+            "wins": sum(d > 0 for d in diff),
+            "losses": sum(d < 0 for d in diff),
+        }
+    return out
+
+
+def paired_lines(report: dict[str, Any]) -> list[str]:
+    """The paired comparisons as printed: per corpus, each fold's pair and the mean difference."""
+    lines = []
+    for p in report.get("paired", {}).values():
+        if len(p["folds"]) == 0:
+            continue
+        base, other = p["base"], p["other"]
+        lines.append(f"paired by fold ({len(p['folds'])} pooled folds): {other} − {base}")
+        lines.append(
+            f"{'scored on':<16} {base:>10} {other:>10} {'diff':>9} {'± spread':>9} "
+            f"{'wins':>5} {'losses':>6}"
+        )
+        for name in [n for n in p if isinstance(p[n], dict) and "diff" in p[n]]:
+            x = p[name]
+            a, b = statistics.fmean(x[base]), statistics.fmean(x[other])
+            lines.append(
+                f"{name:<16} {a:>10.4f} {b:>10.4f} "
+                f"{x['mean_diff']:>+9.4f} {x['spread']:>9.4f} {x['wins']:>5} {x['losses']:>6}"
+            )
+    return lines
 
 
 def run_line(row: dict[str, Any]) -> str:
@@ -294,15 +409,25 @@ def load_pool(args: argparse.Namespace) -> list[Clip]:
 
 
 def load_recipes(specs: list[str], balance: str) -> dict[str, TrainConfig]:
-    """``NAME=YAML`` (or ``default``) → configs, each with ``data.balance`` set."""
+    """``NAME=YAML`` (or ``default``) → configs, each with ``data.balance`` set. A search
+    space's YAML stands for vgd's defaults with the space's ``base`` (what its first trial
+    trains): the default recipe on the schedule the search used."""
     recipes = {}
     for spec in specs or ["default"]:
         name, _, path = spec.partition("=")
-        config = TrainConfig() if name == "default" and not path else load_config(path or name)
+        config = TrainConfig() if name == "default" and not path else recipe_of(path or name)
         recipes[name if path or name == "default" else Path(name).stem] = apply_overrides(
             config, {"data.balance": balance}
         )
     return recipes
+
+
+def recipe_of(path: str) -> TrainConfig:
+    """A training config YAML, or a search space's defaults-plus-base."""
+    data = yaml.safe_load(Path(path).read_text()) if Path(path).is_file() else None
+    if isinstance(data, dict) and "parameters" in data:
+        return apply_overrides(TrainConfig(), load_space(path).base)
+    return load_config(path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -324,6 +449,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
     p.add_argument("--cache-dir", default="cache/audio", help="decoded-audio cache ('': none)")
     return p.parse_args(argv)
 
@@ -343,8 +469,11 @@ def main(argv: list[str] | None = None) -> int:
         mine = [c for c in clips if c.corpus == name]
         print(f"{name}: {len(mine)} clips, {len({speaker_key(c) for c in mine})} speakers")
     if args.write_manifest:
-        write_manifest(clips, args.write_manifest)
-    run = RunConfig("", args.device, threads=args.threads, cache_dir=args.cache_dir)
+        print(f"wrote {write_manifest(clips, args.write_manifest)}")
+    if args.no_loco and args.no_pooled:
+        return 0  # the pooled manifest was all that was asked for
+    threads = args.threads or (max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else 0)
+    run = RunConfig("", args.device, threads=threads, cache_dir=args.cache_dir)
     report: dict[str, Any] = {
         "command": " ".join(["python scripts/cross_corpus.py", *(argv or sys.argv[1:])]),
         "corpora": corpora_of(clips),
@@ -365,7 +494,10 @@ def main(argv: list[str] | None = None) -> int:
 def write_outputs(report: dict[str, Any], out: Path) -> int:
     """Print the table (and the curves' summary); write it, the JSON and the plots to ``out``."""
     report["curves"] = curves(report)
-    text = "\n".join([format_table(report["table"]), "", *curve_lines(report)])
+    report["paired"] = paired_all(report["runs"], list(report["configs"]))
+    text = "\n".join(
+        [format_table(report["table"]), "", *paired_lines(report), "", *curve_lines(report)]
+    )
     print(text)
     atomic_write_text(out / "table.txt", text + "\n")
     atomic_write_json(out / "results.json", report)

@@ -115,3 +115,16 @@ def toy_model(tmp_path_factory) -> Path:
 def toy_manifest_of(model: Path) -> Path:
     """The manifest the ``toy_model`` checkpoint was trained on (a checkpoint holds no paths)."""
     return model.parent.parent / "toy" / "manifest.csv"
+
+
+def write_corpus(root: Path, speakers: int, utterances: int, f0_shift: float) -> Path:
+    """A toy corpus whose manifest names no corpus (the folder names it when pooled)."""
+    clips = []
+    for s in range(speakers):
+        label = "female" if s % 2 else "male"
+        f0 = (180 if label == "female" else 100) + 5 * s + f0_shift
+        for u in range(utterances):
+            path = root / f"spk{s:02d}_{u}.wav"
+            save_audio(path, voice(f0, 1.5, seed=s * 100 + u), 16000)
+            clips.append(Clip(str(path), label, f"spk{s:02d}", 1.5, ""))
+    return write_manifest(clips, root / "manifest.csv")

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_script, toy_config, voice
-from vgd.audio import save_audio
+from conftest import load_script, toy_config, write_corpus
 from vgd.batches import DeviceBatcher, pack_corpus
 from vgd.config import ConfigError, apply_overrides, save_config
 from vgd.crossval import leave_corpus_out
@@ -32,19 +31,6 @@ def clips_of(corpus: str, n_female: int, n_male: int, utts: int) -> list[Clip]:
         for s in range(n)
         for u in range(utts)
     ]
-
-
-def write_corpus(root: Path, speakers: int, utterances: int, f0_shift: float) -> Path:
-    """A toy corpus whose manifest names no corpus (the folder names it when pooled)."""
-    clips = []
-    for s in range(speakers):
-        label = "female" if s % 2 else "male"
-        f0 = (180 if label == "female" else 100) + 5 * s + f0_shift
-        for u in range(utterances):
-            path = root / f"spk{s:02d}_{u}.wav"
-            save_audio(path, voice(f0, 1.5, seed=s * 100 + u), 16000)
-            clips.append(Clip(str(path), label, f"spk{s:02d}", 1.5, ""))
-    return write_manifest(clips, root / "manifest.csv")
 
 
 def test_pooled_manifests_name_their_corpus_and_drop_their_own_splits(tmp_path):
