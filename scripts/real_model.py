@@ -1,7 +1,7 @@
 """Build vgd's built-in real-voice model from LibriSpeech, and measure it on fresh folds.
 
     python scripts/real_model.py [--root ../shared/data/LibriSpeech]
-        [--recipe vgd/pretrained/recipe.yaml] [--seeds 1 2] [--folds 5] [--compare] [--no-final]
+        [--recipe vgd/pretrained/recipe.yaml] [--seeds 1 2] [--folds 5] [--compare]
         [--device cpu] [--conditions telephone reverb mulaw mp3 noise] [--extra-train MANIFEST]
         [--train-fractions 0.25 0.5 0.75] [--refit] [--out results/real_model]
 
@@ -16,18 +16,16 @@
    (``balanced_accuracy@<condition>``), paired as well: what recording-condition augmentation
    is for, which clean folds cannot show.
    With ``--extra-train MANIFEST`` (the built-in corpus, say), those clips join every fold's
-   training speakers, never its validation or test speakers; it measures only (``--no-final``),
-   since the shipped model's card describes LibriSpeech alone.
+   training speakers, never its validation or test speakers.
    With ``--train-fractions 0.25 0.5``, the recipe is also trained on a seeded share of each
    fold's training speakers per label (nested: the quarter is inside the half), same validation
    and test speakers: a learning curve, which says whether more readers would help.
    With ``--refit``, each fold's model is trained again on its training and validation speakers
    together for the epochs its validation chose, at its fitted temperature, and that model is
    scored: the final model's procedure, so the folds estimate the model that ships.
-3. Unless ``--no-final``, trains the recipe on every speaker for the median best epoch of the
-   folds, sets the median of the fold temperatures (each fitted on its fold's validation
-   speakers), and writes the checkpoint, its metrics.json and MODEL_CARD.md into --model-dir
-   (the package's vgd/pretrained/ by default). The same command on a CPU rebuilds the same file.
+
+It measures only: the built-in model is built from LibriSpeech and speechocean762 by the DVC
+pipeline vgd/pretrained/dvc.yaml (scripts/release_model.py writes it).
 
 LibriSpeech (c) 2014 Vassil Panayotov, CC BY 4.0.
 """
@@ -35,8 +33,6 @@ LibriSpeech (c) 2014 Vassil Panayotov, CC BY 4.0.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import random
 import statistics
@@ -49,21 +45,18 @@ from typing import Any
 
 import numpy as np
 
-from vgd.calibration import expected_calibration_error, fit_temperature, pooled_probs, window_logits
-from vgd.checkpoint import LoadedModel, save_checkpoint
+from vgd.checkpoint import LoadedModel
 from vgd.conditions import TEST_CONDITIONS, degrade
-from vgd.config import RunConfig, TrainConfig, apply_overrides, load_config, to_dict
+from vgd.config import RunConfig, TrainConfig, load_config, to_dict
 from vgd.corpora import build
-from vgd.crossval import fold_summary, test_fold_clips
+from vgd.crossval import fold_summary, test_fold_clips, without_validation
 from vgd.dataset import make_reader
 from vgd.evaluate import compute_metrics, evaluate, score_clips
 from vgd.inference import Reader
-from vgd.io import atomic_write_json, atomic_write_text
+from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError, read_manifest
-from vgd.modelcard import builtin_model_card
 from vgd.pretrained import MODEL_DIR
 from vgd.progress import format_duration
-from vgd.provenance import file_hash
 from vgd.splits import speaker_folds, speaker_key, speakers_by_label
 from vgd.train import Trainer, TrainResult
 
@@ -94,7 +87,6 @@ def run_fold(
     uncalibrated = evaluate(loaded, test, cache_dir=run.cache_dir).metrics
     result.model.temperature = temperature
     reader = make_reader(config.audio, run.cache_dir)
-    logits, targets = window_logits(result.model, result.config.spec, test, reader)
     row = {key: m[key] for key in ("balanced_accuracy", "accuracy", "ece")}
     row["ece_uncalibrated"] = uncalibrated["ece"]
     row.update({f"recall_{label}": v["recall"] for label, v in m["per_class"].items()})
@@ -106,10 +98,6 @@ def run_fold(
         train_seconds=result.seconds,
         train_speakers=len({speaker_key(c) for c in clips if c.split in trained_on}),
         n_test=len(test),
-        # Out-of-fold window logits at T = 1 (4 decimals): the final model's temperature is
-        # fitted on all folds' together, hundreds of clips instead of one fold's ~50.
-        oof_logits=[np.round(z, 4).tolist() for z in logits],
-        oof_targets=targets.tolist(),
     )
     return row
 
@@ -126,20 +114,6 @@ def refit_fold(
     again.model.temperature = result.model.temperature
     again.best_epoch, again.seconds = result.best_epoch, result.seconds + again.seconds
     return again
-
-
-def without_validation(config: TrainConfig, epochs: int) -> TrainConfig:
-    """The recipe trained on the ``train`` split alone for exactly ``epochs``: no validation
-    to stop it, since the epochs were chosen on validation speakers that now train."""
-    return apply_overrides(
-        config,
-        {
-            "data.train_splits": ["train"],
-            "data.val_split": "",
-            "optim.epochs": epochs,
-            "optim.patience": 0,
-        },
-    )
 
 
 def thin_training(clips: Sequence[Clip], fraction: float, seed: int) -> list[Clip]:
@@ -289,70 +263,6 @@ def summary_line(name: str, s: dict[str, dict[str, float]]) -> str:
     )
 
 
-def pooled_calibration(rows: list[dict]) -> dict[str, Any]:
-    """One temperature for all out-of-fold test predictions, and their ECE before and after.
-
-    A single fold's ~50 validation speakers are often all classified right, and then the
-    log-loss falls without end as T shrinks (the fit lands on the grid's floor): one fold's
-    temperature is noise. Pooled, the folds' held-out errors pin it down. The ECE after is
-    measured on the clips the temperature was fitted to.
-    """
-    logits = [np.array(z, dtype=np.float32) for r in rows for z in r["oof_logits"]]
-    targets = np.array([t for r in rows for t in r["oof_targets"]], dtype=int)
-    temperature = fit_temperature(logits, targets)
-    return {
-        "temperature": temperature,
-        "clips": len(targets),
-        "ece_before": expected_calibration_error(pooled_probs(logits, 1.0), targets),
-        "ece_after": expected_calibration_error(pooled_probs(logits, temperature), targets),
-        "fold_temperatures": [r["temperature"] for r in rows],
-    }
-
-
-def train_final(
-    config: TrainConfig,
-    run: RunConfig,
-    clips: list[Clip],
-    rows: list[dict],
-    out: Path,
-    cv: dict,
-    device: str,
-) -> Path:
-    """The recipe on every speaker for the folds' median best epoch, at the temperature fitted on
-    the folds' pooled out-of-fold predictions."""
-    epochs = int(statistics.median(r["best_epoch"] for r in rows))
-    calibration = pooled_calibration(rows)
-    temperature = calibration["temperature"]
-    final = without_validation(config, epochs)
-    every = [c.with_split("train") for c in clips]
-    result = Trainer(final, run, every, progress=False).fit()
-    result.model.temperature = temperature
-    metrics = {
-        "cv": cv,
-        "cv_folds": len(rows),
-        "cv_seeds": len({r["seed"] for r in rows}),
-        "cv_k": len({r["fold"] for r in rows}),
-        "epochs": epochs,
-        "temperature": temperature,
-        "calibration": calibration,
-        "cv_device": device,
-    }  # no timings: the same command must write the same bytes
-    # Fresh objects as from JSON: pickle shares repeated objects (an interned "cpu" with the
-    # tensors' storage location), so identity must not depend on where the values came from.
-    metrics = json.loads(json.dumps(metrics))
-    print(f"final model: {epochs} epochs on every speaker in {result.seconds:.0f} s")
-    path = save_checkpoint(out / "model.pt", result.model, final, metrics)
-    speakers = {
-        label: len({speaker_key(c) for c in clips if c.label == label})
-        for label in final.data.labels
-    }
-    atomic_write_json(out / "metrics.json", {"speakers": speakers, **metrics})
-    atomic_write_text(
-        out / "MODEL_CARD.md", builtin_model_card(final, metrics, speakers, len(clips))
-    )
-    return path
-
-
 def plot(report: dict[str, Any], path: Path) -> Path:
     """Balanced accuracy per fold, baseline against recipe, paired by fold."""
     from vgd.plots import pyplot
@@ -389,7 +299,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--compare", action="store_true", help="also the baseline config, paired")
     p.add_argument("--baseline", help="baseline config YAML for --compare (default: vgd's)")
-    p.add_argument("--no-final", action="store_true", help="measure only; write no model")
     p.add_argument(
         "--conditions",
         nargs="*",
@@ -398,30 +307,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also score each fold's test clips through these fixed degradations",
     )
     p.add_argument(
-        "--final-only", action="store_true", help="train the final model from --out's results"
-    )
-    p.add_argument(
         "--extra-train",
         type=Path,
-        help="a manifest whose clips join every fold's training speakers (with --no-final)",
+        help="a manifest whose clips join every fold's training speakers",
     )
     p.add_argument(
         "--train-fractions",
         type=float,
         nargs="+",
         default=[],
-        help="also the recipe on these shares of each fold's training speakers (with --no-final)",
+        help="also the recipe on these shares of each fold's training speakers",
     )
     p.add_argument(
         "--refit",
         action="store_true",
         help="score each fold's model retrained on its train+val speakers, as the final model is",
     )
-    p.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="where the model goes")
     p.add_argument("--out", type=Path, default=Path("results/real_model"))
-    p.add_argument(
-        "--device", default="cpu", help="for the folds: cpu, cuda, auto (the final model: cpu)"
-    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--cache-dir", default="cache/audio", help="decoded-audio cache ('': none)")
     return p.parse_args(argv)
@@ -440,13 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     clips = build("librispeech", args.root, validate="header", progress=False).clips
     print(f"{len(clips)} clips, {len({speaker_key(c) for c in clips})} speakers", flush=True)
     results = args.out / "results.json"
-    for given, flag in (
-        (args.extra_train, "--extra-train"),
-        (args.train_fractions, "--train-fractions"),
-    ):
-        if given and not args.no_final:
-            print(f"real_model: error: {flag} measures only: add --no-final", file=sys.stderr)
-            return 2
     if any(not 0.0 < f < 1.0 for f in args.train_fractions):
         print("real_model: error: --train-fractions must lie in (0, 1)", file=sys.stderr)
         return 2
@@ -459,31 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     except ManifestError as e:
         print(f"real_model: error: {e}", file=sys.stderr)
         return 2
-    if args.final_only:
-        report = json.loads(results.read_text())
-    else:
-        report = measure(args, recipe, clips, extra)
-    if not args.no_final:
-        run = RunConfig(str(args.root), "cpu", threads=args.threads, cache_dir=args.cache_dir)
-        name = _run_of(report, recipe)
-        rows, cv = report["runs"][name], report["summary"][name]
-        path = train_final(recipe, run, clips, rows, args.model_dir, cv, report["device"])
-        digest = file_hash(path, hashlib.sha256())
-        report["model"] = {"path": str(path), "sha256": digest}
-        size = path.stat().st_size / 1024
-        print(f"wrote {path} ({size:.0f} KB, sha256 {digest[:16]}) and its MODEL_CARD.md")
+    report = measure(args, recipe, clips, extra)
     report["seconds"] = time.perf_counter() - start
     atomic_write_json(results, report)
     print(f"took {format_duration(report['seconds'])}; wrote {results}")
     return 0
-
-
-def _run_of(report: dict[str, Any], recipe: TrainConfig) -> str:
-    """The measured run whose config is the recipe (a --final-only run may name either)."""
-    for name, config in report["configs"].items():
-        if config == to_dict(recipe) and "@" not in name:
-            return name
-    raise SystemExit("real_model: error: no measured run used this recipe (measure it first)")
 
 
 def measure(

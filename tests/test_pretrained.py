@@ -16,42 +16,80 @@ def test_the_package_ships_a_model_with_its_card_and_metrics():
     assert path is not None and path.stat().st_size < 2_000_000
     loaded = load_checkpoint(path)  # weights_only: a checkpoint is data, never code
     assert loaded.labels == ("female", "male")
-    assert loaded.spec.temperature != 1.0  # calibrated on the folds' validation speakers
     metrics = builtin_metrics()
+    assert loaded.spec.temperature == metrics["temperature"]  # fitted on the folds' test clips
     assert metrics["cv_folds"] == metrics["cv_seeds"] * metrics["cv_k"] >= 10
-    assert 0.5 < metrics["cv"]["balanced_accuracy"]["mean"] <= 1.0
+    assert set(metrics["corpora"]) == {"librispeech", "speechocean762"}
+    assert set(metrics["cv"]["per_corpus"]) == set(metrics["corpora"])
+    macro = metrics["cv"]["macro_balanced_accuracy"]
+    assert 0.5 < macro["mean"] <= 1.0
     card = (path.parent / "MODEL_CARD.md").read_text()
-    assert "CC BY 4.0" in card and "recall female" in card and "recall male" in card
-    assert f"{metrics['cv']['balanced_accuracy']['mean']:.4f}" in card
+    assert "CC BY 4.0" in card and "Interspeech 2021" in card
+    assert f"| macro over corpora | {macro['mean']:.4f}" in card
+    assert "| librispeech | speechocean762 |" in card  # leave one corpus out
     assert (path.parent / "recipe.yaml").is_file()
+    assert (
+        pretrained.NAME in pretrained.describe() and f"{macro['mean']:.3f}" in pretrained.describe()
+    )
 
 
-def test_the_card_reports_the_measured_figures(tmp_path):
-    cv = {
-        "balanced_accuracy": {"mean": 0.9812, "std": 0.0123, "min": 0.9577, "max": 1.0},
-        "recall_female": {"mean": 0.975, "std": 0.02, "min": 0.94, "max": 1.0},
-        "recall_male": {"mean": 0.987, "std": 0.01, "min": 0.96, "max": 1.0},
-    }
-    metrics = {
-        "cv": cv,
+def card_metrics() -> dict:
+    """What scripts/release_model.py measures, with made-up figures."""
+    spread = {"mean": 0.9812, "std": 0.0123, "min": 0.9577, "max": 1.0}
+    recall = {"mean": 0.975, "std": 0.02, "min": 0.94, "max": 1.0}
+    risk = [
+        {"threshold": t, "unknown": u, "accuracy": a, "balanced_accuracy": a}
+        for t, u, a in ((0.5, 0.0, 0.97), (0.7, 0.021, 0.985))
+    ]
+    paired = {"base": "default", "folds": 10}
+    paired["macro"] = {"default": 0.98, "pick": 0.99, "mean_diff": 0.01, "spread": 0.004}
+    paired["macro"] |= {"wins": 8, "losses": 1}
+    return {
+        "corpora": {
+            "librispeech": {"clips": 251, "speakers": {"female": 125, "male": 126}},
+            "speechocean762": {"clips": 1280, "speakers": {"female": 39, "male": 25}},
+        },
+        "cv": {
+            "per_corpus": {
+                "librispeech": {
+                    "balanced_accuracy": spread,
+                    "recall_female": recall,
+                    "recall_male": dict(recall, mean=0.99),
+                }
+            },
+            "macro_balanced_accuracy": spread,
+        },
         "cv_folds": 10,
         "cv_seeds": 2,
         "cv_k": 5,
+        "cv_device": "cpu",
+        "cross_corpus": [
+            {"train": "speechocean762", "test": "librispeech", "runs": 2}
+            | {"balanced_accuracy": 0.91, "recall_female": 0.85, "recall_male": 0.97}
+            | {"unknown": 0.08}
+        ],
+        "default_threshold": 0.7,
+        "risk_coverage": {"librispeech": risk},
         "epochs": 17,
         "temperature": 1.437,
-        "calibration": {
-            "clips": 502,
-            "ece_before": 0.0612,
-            "ece_after": 0.0234,
-            "fold_temperatures": [0.05, 1.6, 0.9],
-        },
+        "calibration": {"clips": 1531, "ece_before": 0.0612, "ece_after": 0.0234},
+        "recipe": {"chosen": "pick", "why": "pick beats default", "paired": {"pick": paired}},
     }
-    card = builtin_model_card(TrainConfig(), metrics, {"female": 125, "male": 126}, 251)
-    assert "| balanced accuracy | 0.9812 | 0.0123 | 0.9577 | 1.0000 |" in card
-    assert "| recall female | 0.9750 |" in card and "| recall male | 0.9870 |" in card
-    assert "125 female, 126 male" in card and "(17)" in card and "(1.437)" in card
-    assert "10 outer folds" in card and "2 fold seeds × 5 folds" in card
-    assert "502 pooled out-of-fold" in card and "0.0612 at T = 1" in card and "0.050 to\n" in card
+
+
+def test_the_card_reports_the_measured_figures():
+    card = builtin_model_card(TrainConfig(), card_metrics())
+    assert "| librispeech | 251 | 125 | 126 | LibriSpeech" in card and "CC BY 4.0" in card
+    assert "| speechocean762 | 1280 | 39 | 25 |" in card and "Zhang et al." in card
+    assert "| librispeech | 0.9812 | 0.0123 | 0.9577 | 0.9750 | 0.9900 | 0.0150 |" in card
+    assert "| macro over corpora | 0.9812 | 0.0123 | 0.9577 |" in card
+    assert "| speechocean762 | librispeech | 2 | 0.9100 | 0.8500 | 0.9700 | 0.080 |" in card
+    assert "| librispeech | 0.7 (default) | 0.021 | 0.9850 | 0.9850 |" in card
+    assert "| librispeech | 0.5 (forced choice) | 0.000 | 0.9700 |" in card
+    assert "| macro | 0.9800 | 0.9900 | +0.0100 | 0.0040 | 8 | 1 |" in card
+    assert "**Shipped: pick.**" in card and "(17)" in card and "(1.437)" in card
+    assert "10 speaker-disjoint folds" in card and "2 fold seeds × 5 folds" in card
+    assert "1531 out-of-fold" in card and "0.0612 at T = 1" in card
 
 
 def test_a_checkout_without_the_model_says_none(monkeypatch, tmp_path):

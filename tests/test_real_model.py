@@ -1,16 +1,13 @@
-"""scripts/real_model.py on a tiny fake LibriSpeech tree: paired folds, a reproducible model."""
+"""scripts/real_model.py on a tiny fake LibriSpeech tree: paired folds of two recipes."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from test_bench_accuracy import fake_librispeech
 
 from conftest import load_script
-from vgd.calibration import fit_temperature
-from vgd.checkpoint import load_checkpoint
 from vgd.config import TrainConfig, apply_overrides, save_config
 from vgd.manifest import read_manifest
 
@@ -23,7 +20,7 @@ def script():
 
 
 @pytest.mark.slow
-def test_paired_folds_then_the_same_model_twice(script, tmp_path):
+def test_paired_folds_of_the_recipe_and_the_baseline(script, tmp_path):
     root = tmp_path / "LibriSpeech"
     sex = fake_librispeech(root, speakers=12)
     recipe = tmp_path / "recipe.yaml"
@@ -32,7 +29,7 @@ def test_paired_folds_then_the_same_model_twice(script, tmp_path):
     out = tmp_path / "out"
     args = [*common, "--seeds", "1", "--folds", "3", "--compare", "--out", str(out)]
     args += ["--conditions", "mulaw"]
-    assert script.main([*args, "--model-dir", str(tmp_path / "a")]) == 0
+    assert script.main(args) == 0
     report = json.loads((out / "results.json").read_text())
     assert set(report["runs"]) == {"recipe", "baseline"}
     for rows in report["runs"].values():
@@ -55,23 +52,6 @@ def test_paired_folds_then_the_same_model_twice(script, tmp_path):
     )
     assert "balanced_accuracy@mulaw" in report["summary"]["recipe"]
 
-    # The final model again, from the same fold results: the same bytes.
-    again = [*common, "--out", str(out), "--final-only", "--model-dir", str(tmp_path / "b")]
-    assert script.main(again) == 0
-    first, second = (tmp_path / d / "model.pt" for d in ("a", "b"))
-    assert first.read_bytes() == second.read_bytes()
-    loaded = load_checkpoint(first)
-    # The temperature is fitted on every fold's out-of-fold test logits together.
-    rows = report["runs"]["recipe"]
-    logits = [np.array(z, dtype=np.float32) for r in rows for z in r["oof_logits"]]
-    targets = np.array([t for r in rows for t in r["oof_targets"]])
-    assert len(targets) == len(sex)
-    assert loaded.spec.temperature == pytest.approx(fit_temperature(logits, targets))
-    card = (tmp_path / "a" / "MODEL_CARD.md").read_text()
-    assert "3 outer folds" in card and "CC BY 4.0" in card
-    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    assert metrics["cv"]["balanced_accuracy"]["mean"] == pytest.approx(sum(recipe_scores) / 3)
-
 
 def test_extra_clips_train_every_fold_and_are_never_tested(
     script, tmp_path, toy_manifest, monkeypatch
@@ -91,7 +71,7 @@ def test_extra_clips_train_every_fold_and_are_never_tested(
     monkeypatch.setattr(script, "run_fold", fake_fold)
     out = tmp_path / "out"
     args = ["--root", str(root), "--extra-train", str(toy_manifest), "--folds", "3"]
-    assert script.main([*args, "--seeds", "1", "--no-final", "--out", str(out)]) == 0
+    assert script.main([*args, "--seeds", "1", "--out", str(out)]) == 0
     assert len(seen) == 3
     for clips in seen:
         splits = {c.path: c.split for c in clips}
@@ -107,11 +87,8 @@ def test_extra_clips_train_every_fold_and_are_never_tested(
 def test_a_missing_extra_manifest_is_one_line_naming_it(script, tmp_path, capsys):
     root = tmp_path / "LibriSpeech"
     fake_librispeech(root, speakers=6)
-    # Extra speakers are for measuring: the built-in model's card describes LibriSpeech alone.
-    assert script.main(["--root", str(root), "--extra-train", str(tmp_path / "x.csv")]) == 2
-    assert "--no-final" in capsys.readouterr().err
     missing = tmp_path / "nope.csv"
-    assert script.main(["--root", str(root), "--extra-train", str(missing), "--no-final"]) == 2
+    assert script.main(["--root", str(root), "--extra-train", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(missing) in err and len(err.splitlines()) == 1
 
@@ -170,9 +147,8 @@ def test_learning_curve_trains_shares_on_the_same_test_readers(script, tmp_path,
     monkeypatch.setattr(script, "run_fold", fake_fold)
     out = tmp_path / "out"
     args = ["--root", str(root), "--folds", "5", "--seeds", "1", "--out", str(out)]
-    assert script.main([*args, "--train-fractions", "0.5"]) == 2  # measures only
-    assert script.main([*args, "--train-fractions", "1.5", "--no-final"]) == 2
-    assert script.main([*args, "--train-fractions", "0.5", "--no-final"]) == 0
+    assert script.main([*args, "--train-fractions", "1.5"]) == 2
+    assert script.main([*args, "--train-fractions", "0.5"]) == 0
     assert len(seen) == 10  # fold-major: all, half, all, half...
     for full, half in zip(seen[::2], seen[1::2]):
         assert {(c.path, c.split) for c in half if c.split != "train"} == {

@@ -271,11 +271,11 @@ def test_cli_promote_models_and_predict_with_the_promoted_model(
     # Nothing promoted: the built-in real-voice model answers, and says so on stderr.
     # (--no-vad: the toy voice is a harmonic tone, which the VAD rightly calls nonspeech)
     code, out, err = run(capsys, "predict", tmp_path / "in", "--format", "json", "--no-vad")
-    assert code == 0 and "using the built-in model builtin:librispeech" in err
+    assert code == 0 and "using the built-in model builtin:real-voices" in err
     row = json.loads(out)[0]
     assert row["label"] in ("female", "male", "unknown") and set(row["probs"]) == {"female", "male"}
     code, out, _ = run(capsys, "models")
-    assert code == 0 and "no models" in out and "* built-in  builtin:librispeech" in out
+    assert code == 0 and "no models" in out and "* built-in  builtin:real-voices" in out
     with monkeypatch.context() as m:
         m.setattr("vgd.pretrained.MODEL_DIR", tmp_path / "nothing")
         code, _, err = run(capsys, "predict", tmp_path / "in")

@@ -1,9 +1,10 @@
 """The built-in real-voice model that ships inside the package, used when no model is promoted.
 
-It is trained by ``scripts/real_model.py`` on LibriSpeech speakers with the configuration the
-search chose (``recipe.yaml`` beside it); ``metrics.json`` holds its cross-validated scores and
-``MODEL_CARD.md`` (written by :func:`vgd.modelcard.builtin_model_card`) what it is for and what
-it is not.
+The DVC pipeline ``vgd/pretrained/dvc.yaml`` builds it from LibriSpeech and speechocean762: a
+search on both, its pick against the default on fresh folds, the final fit of the recipe that
+won (``recipe.yaml`` beside it). ``metrics.json`` holds its cross-validated, cross-corpus and
+risk–coverage figures and ``MODEL_CARD.md`` (written by :func:`vgd.modelcard.builtin_model_card`)
+what it is for and what it is not.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 MODEL_DIR = Path(__file__).resolve().parent / "pretrained"
-NAME = "builtin:librispeech"
-REBUILD = "python scripts/real_model.py --compare"
+NAME = "builtin:real-voices"
+REBUILD = "dvc repro vgd/pretrained/dvc.yaml"
 
 
 def builtin_model() -> Path | None:
@@ -31,6 +32,8 @@ def builtin_metrics() -> dict[str, Any]:
 
 def describe() -> str:
     """One line: what the built-in model is and how well it did."""
-    cv = builtin_metrics().get("cv", {}).get("balanced_accuracy")
+    m = builtin_metrics()
+    cv = m.get("cv", {}).get("macro_balanced_accuracy")
     score = f", CV balanced accuracy {cv['mean']:.3f} ± {cv['std']:.3f}" if cv else ""
-    return f"{NAME} (LibriSpeech read English speech, 2 labels{score})"
+    corpora = " + ".join(m.get("corpora", {})) or "real speech"
+    return f"{NAME} (read English speech of {corpora}, 2 labels{score})"

@@ -1,0 +1,247 @@
+"""The built-in model's last stage: choose the recipe, fit it on every speaker, calibrate, card.
+
+    python scripts/release_model.py --manifest results/release/pooled.csv
+        --compare results/release/compare/results.json [--model-dir vgd/pretrained]
+
+``--compare`` is scripts/cross_corpus.py's report of the default recipe against the search's
+pick on fresh pooled folds (paired) and leave-one-corpus-out. The pick ships when it beats the
+default on the macro over corpora by more than the paired spread (the standard deviation of the
+fold differences) and is no worse on any corpus; otherwise the default does. The chosen recipe
+trains on every speaker of every corpus for its folds' median best epoch; its temperature is
+fitted on all folds' out-of-fold test predictions together, which also give the risk–coverage
+table. Writes model.pt, recipe.yaml, metrics.json and MODEL_CARD.md into --model-dir; the same
+inputs on the same CPU write the same bytes (vgd/pretrained/dvc.yaml runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vgd.calibration import expected_calibration_error, fit_temperature, pooled_probs
+from vgd.checkpoint import save_checkpoint
+from vgd.config import RunConfig, TrainConfig, from_dict, save_config
+from vgd.crossval import fold_summary, without_validation
+from vgd.io import atomic_write_json, atomic_write_text
+from vgd.manifest import ManifestError, read_manifest
+from vgd.modelcard import builtin_model_card
+from vgd.predict import MIN_CONFIDENCE
+from vgd.progress import format_duration
+from vgd.provenance import file_hash
+from vgd.splits import corpora_of, speaker_key
+from vgd.train import Trainer
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # 0.5: forced choice, every clip answered
+SCORES = ("balanced_accuracy", "recall_female", "recall_male")
+
+
+def choose(report: dict[str, Any]) -> tuple[str, str]:
+    """(recipe name, why): the pick if it beats the default by more than the paired spread on
+    the macro and loses on no corpus, else the default."""
+    names = list(report["configs"])
+    base, pick = names[0], names[-1]
+    if report["configs"][pick] == report["configs"][base]:
+        return base, "the search's pick is the default configuration"
+    p = report["paired"][pick]
+    macro = p["macro"]
+    worse = [n for n, x in p.items() if isinstance(x, dict) and "diff" in x and x["mean_diff"] < 0]
+    gain = f"{macro['mean_diff']:+.4f} ± {macro['spread']:.4f} over {len(p['folds'])} folds"
+    if macro["mean_diff"] > macro["spread"] and not worse:
+        return pick, f"{pick} beats {base} on the macro by {gain}, and on every corpus"
+    lost = f"; worse on {', '.join(worse)}" if worse else ""
+    return base, f"{pick} − {base} on the macro: {gain}, not more than the spread{lost}"
+
+
+def out_of_fold(rows: list[dict[str, Any]]) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
+    """Per corpus, every pooled fold's test-clip window logits (T = 1) and label indices."""
+    out: dict[str, tuple[list, list]] = {}
+    for row in rows:
+        for name, o in row["oof"].items():
+            logits, targets = out.setdefault(name, ([], []))
+            logits += [np.asarray(z, dtype=np.float32) for z in o["logits"]]
+            targets += o["targets"]
+    return {n: (z, np.asarray(t, dtype=int)) for n, (z, t) in out.items()}
+
+
+def calibrate(oof: dict[str, tuple[list[np.ndarray], np.ndarray]]) -> dict[str, Any]:
+    """One temperature for all corpora's out-of-fold predictions, with ECE before and after."""
+    logits = [z for zs, _ in oof.values() for z in zs]
+    targets = np.concatenate([t for _, t in oof.values()])
+    t = fit_temperature(logits, targets)
+    return {
+        "temperature": t,
+        "clips": len(targets),
+        "ece_before": expected_calibration_error(pooled_probs(logits, 1.0), targets),
+        "ece_after": expected_calibration_error(pooled_probs(logits, t), targets),
+    }
+
+
+def risk_coverage(logits: list[np.ndarray], targets: np.ndarray, temperature: float) -> list[dict]:
+    """At each confidence threshold: the share of clips answered "unknown", and the accuracy
+    and balanced accuracy on the clips that are answered."""
+    probs = pooled_probs(logits, temperature)
+    confident, right = probs.max(axis=1), probs.argmax(axis=1) == targets
+    rows = []
+    for threshold in THRESHOLDS:
+        answered = confident >= threshold
+        answered_of = [answered & (targets == k) for k in np.unique(targets)]
+        recalls = [right[a].mean() for a in answered_of if a.any()]  # classes it answers
+        rows.append(
+            {
+                "threshold": threshold,
+                "unknown": float(1 - answered.mean()),
+                "accuracy": float(right[answered].mean()) if answered.any() else float("nan"),
+                "balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
+            }
+        )
+    return rows
+
+
+def cv_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per corpus (balanced accuracy, per-gender recall) and the macro, over the pooled folds."""
+    per_corpus = {}
+    for name in rows[0]["per_corpus"]:
+        flat = [
+            {
+                "balanced_accuracy": r["per_corpus"][name]["balanced_accuracy"],
+                **{f"recall_{k}": v for k, v in r["per_corpus"][name]["recall"].items()},
+            }
+            for r in rows
+        ]
+        per_corpus[name] = fold_summary(flat, SCORES)
+    macro = fold_summary(rows, ["macro_balanced_accuracy"])["macro_balanced_accuracy"]
+    return {"per_corpus": per_corpus, "macro_balanced_accuracy": macro}
+
+
+def cross_corpus(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Leave-one-corpus-out: per direction, the mean over fold seeds."""
+    out = []
+    for train in dict.fromkeys(r["train"] for r in rows):
+        runs = [r for r in rows if r["train"] == train]
+        for test in runs[0]["per_corpus"]:
+            ms = [r["per_corpus"][test] for r in runs]
+            out.append(
+                {
+                    "train": train,
+                    "test": test,
+                    "runs": len(ms),
+                    "balanced_accuracy": statistics.fmean(m["balanced_accuracy"] for m in ms),
+                    **{
+                        f"recall_{k}": statistics.fmean(m["recall"][k] for m in ms)
+                        for k in ms[0]["recall"]
+                    },
+                    "unknown": statistics.fmean(m["unknown"] for m in ms),
+                }
+            )
+    return out
+
+
+def corpora(clips) -> dict[str, Any]:
+    """Clips and speakers per gender of each corpus."""
+    return {
+        name: {
+            "clips": sum(c.corpus == name for c in clips),
+            "speakers": {
+                label: len({speaker_key(c) for c in clips if c.corpus == name and c.label == label})
+                for label in sorted({c.label for c in clips})
+            },
+        }
+        for name in corpora_of(clips)
+    }
+
+
+def measured(report: dict[str, Any], name: str) -> dict[str, Any]:
+    """Everything the card reports about recipe ``name``, from the comparison's runs."""
+    pooled = [r for r in report["runs"] if r["recipe"] == name and r["kind"] == "pooled"]
+    loco = [r for r in report["runs"] if r["recipe"] == name and r["kind"] == "loco"]
+    if not pooled:
+        raise SystemExit(f"release_model: error: no pooled runs of {name!r} in the comparison")
+    oof = out_of_fold(pooled)
+    calibration = calibrate(oof)
+    t = calibration["temperature"]
+    return {
+        "cv": cv_summary(pooled),
+        "cv_folds": len(pooled),
+        "cv_seeds": len({r["seed"] for r in pooled}),
+        "cv_k": len({r["fold"] for r in pooled}),
+        "cv_device": report.get("device", "cpu"),
+        "cross_corpus": cross_corpus(loco),
+        "default_threshold": MIN_CONFIDENCE,
+        "risk_coverage": {n: risk_coverage(z, y, t) for n, (z, y) in oof.items()},
+        "epochs": int(statistics.median(r["best_epoch"] for r in pooled)),
+        "temperature": t,
+        "calibration": calibration,
+    }
+
+
+def paired_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The comparison's per-corpus paired means, without the per-fold lists."""
+    out = {}
+    for other, p in report.get("paired", {}).items():
+        out[other] = {
+            "base": p["base"],
+            "folds": len(p["folds"]),
+            **{
+                n: {k: x[k] for k in ("mean_diff", "spread", "wins", "losses")}
+                | {p["base"]: statistics.fmean(x[p["base"]]), other: statistics.fmean(x[other])}
+                for n, x in p.items()
+                if isinstance(x, dict) and "diff" in x
+            },
+        }
+    return out
+
+
+def fit_final(config: TrainConfig, clips, epochs: int, temperature: float, threads: int):
+    """The recipe on every clip for ``epochs``, at ``temperature``."""
+    final = without_validation(config, epochs)
+    run = RunConfig("", "cpu", threads=threads)
+    result = Trainer(final, run, [c.with_split("train") for c in clips], progress=False).fit()
+    result.model.temperature = temperature
+    print(f"final model: {epochs} epochs on every speaker in {result.seconds:.0f} s", flush=True)
+    return final, result.model
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--manifest", type=Path, required=True, help="the pooled manifest")
+    p.add_argument("--compare", type=Path, required=True, help="cross_corpus.py's results.json")
+    p.add_argument("--model-dir", type=Path, default=Path("vgd/pretrained"))
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (bytes depend on it)")
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        clips = read_manifest(args.manifest)
+        report = json.loads(args.compare.read_text())
+    except (ManifestError, OSError, json.JSONDecodeError) as e:
+        print(f"release_model: error: {e}", file=sys.stderr)
+        return 2
+    name, why = choose(report)
+    print(f"recipe: {name} ({why})", flush=True)
+    config = from_dict(TrainConfig, report["configs"][name])
+    metrics = measured(report, name)
+    metrics["recipe"] = {"chosen": name, "why": why, "paired": paired_summary(report)}
+    metrics["corpora"] = corpora(clips)
+    # Fresh objects as from JSON: pickle shares repeated objects, so the checkpoint's bytes
+    # must not depend on where the values came from.
+    metrics = json.loads(json.dumps(metrics))
+    final, model = fit_final(config, clips, metrics["epochs"], metrics["temperature"], args.threads)
+    path = save_checkpoint(args.model_dir / "model.pt", model, final, metrics)
+    save_config(config, args.model_dir / "recipe.yaml")
+    atomic_write_json(args.model_dir / "metrics.json", metrics)
+    atomic_write_text(args.model_dir / "MODEL_CARD.md", builtin_model_card(final, metrics))
+    digest = file_hash(path, hashlib.sha256())
+    took = format_duration(time.perf_counter() - start)
+    print(f"wrote {path} (sha256 {digest}) and its card in {took}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
