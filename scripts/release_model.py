@@ -10,7 +10,8 @@ fold differences) and is no worse on any corpus; otherwise the default does. The
 trains on every speaker of every corpus for its folds' median best epoch; its temperature is
 fitted on all folds' out-of-fold test predictions together, which also give the risk–coverage
 table. Writes model.pt, recipe.yaml, metrics.json and MODEL_CARD.md into --model-dir; the same
-inputs on the same CPU write the same bytes (vgd/pretrained/dvc.yaml runs it).
+inputs on the same CPU write the same bytes (vgd/pretrained/dvc.yaml runs it); --shipped
+records their sha256.
 """
 
 from __future__ import annotations
@@ -215,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", type=Path, required=True, help="cross_corpus.py's results.json")
     p.add_argument("--model-dir", type=Path, default=Path("vgd/pretrained"))
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (bytes depend on it)")
+    p.add_argument(
+        "--shipped",
+        type=Path,
+        default=Path("results/release/shipped.json"),
+        help="where the sha256 of the written files go",
+    )
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
@@ -237,9 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     save_config(config, args.model_dir / "recipe.yaml")
     atomic_write_json(args.model_dir / "metrics.json", metrics)
     atomic_write_text(args.model_dir / "MODEL_CARD.md", builtin_model_card(final, metrics))
-    digest = file_hash(path, hashlib.sha256())
+    shipped = {
+        f.name: file_hash(f, hashlib.sha256())
+        for f in (path, args.model_dir / "recipe.yaml", args.model_dir / "metrics.json")
+        + (args.model_dir / "MODEL_CARD.md",)
+    }
+    atomic_write_json(args.shipped, shipped)
     took = format_duration(time.perf_counter() - start)
-    print(f"wrote {path} (sha256 {digest}) and its card in {took}")
+    print(f"wrote {path} (sha256 {shipped[path.name]}) and its card in {took}")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 from vgd import pretrained
 from vgd.checkpoint import load_checkpoint
@@ -97,3 +99,11 @@ def test_a_checkout_without_the_model_says_none(monkeypatch, tmp_path):
     assert builtin_model() is None and builtin_metrics() == {}
     (tmp_path / "metrics.json").write_text(json.dumps({"cv": {}}))
     assert "CV" not in pretrained.describe()
+
+
+def test_the_shipped_files_are_the_ones_the_pipeline_wrote():
+    shipped = Path(__file__).resolve().parents[1] / "results/release/shipped.json"
+    recorded = json.loads(shipped.read_text())
+    assert set(recorded) == {"model.pt", "recipe.yaml", "metrics.json", "MODEL_CARD.md"}
+    for name, digest in recorded.items():
+        assert hashlib.sha256((pretrained.MODEL_DIR / name).read_bytes()).hexdigest() == digest

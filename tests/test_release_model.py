@@ -99,8 +99,10 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path):
     digests = []
     for model_dir in (tmp_path / "a", tmp_path / "b"):
         argv = [f"--manifest={pool}", f"--compare={out / 'results.json'}"]
-        assert script.main([*argv, f"--model-dir={model_dir}"]) == 0
+        shipped = model_dir / "shipped.json"
+        assert script.main([*argv, f"--model-dir={model_dir}", f"--shipped={shipped}"]) == 0
         digests.append(hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest())
+        assert json.loads(shipped.read_text())["model.pt"] == digests[-1]
     assert digests[0] == digests[1]
     metrics = json.loads((tmp_path / "a/metrics.json").read_text())
     assert metrics["recipe"]["chosen"] in ("default", "pick")
