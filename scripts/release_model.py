@@ -42,6 +42,7 @@ from vgd.train import Trainer
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # 0.5: forced choice, every clip answered
 SCORES = ("balanced_accuracy", "recall_female", "recall_male")
+CARD = "MODEL_CARD.md"
 
 
 def choose(report: dict[str, Any]) -> tuple[str, str]:
@@ -122,27 +123,21 @@ def cv_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"per_corpus": per_corpus, "macro_balanced_accuracy": macro}
 
 
-def cross_corpus(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Leave-one-corpus-out: per direction, the mean over fold seeds."""
-    out = []
-    for train in dict.fromkeys(r["train"] for r in rows):
-        runs = [r for r in rows if r["train"] == train]
-        for test in runs[0]["per_corpus"]:
-            ms = [r["per_corpus"][test] for r in runs]
-            out.append(
-                {
-                    "train": train,
-                    "test": test,
-                    "runs": len(ms),
-                    "balanced_accuracy": statistics.fmean(m["balanced_accuracy"] for m in ms),
-                    **{
-                        f"recall_{k}": statistics.fmean(m["recall"][k] for m in ms)
-                        for k in ms[0]["recall"]
-                    },
-                    "unknown": statistics.fmean(m["unknown"] for m in ms),
-                }
-            )
-    return out
+def cross_corpus(table: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """Leave-one-corpus-out lines of recipe ``name`` from cross_corpus.py's table (the mean
+    over fold seeds per direction)."""
+    return [
+        {
+            "train": x["train"],
+            "test": x["test"],
+            "runs": x["runs"],
+            "balanced_accuracy": x["mean"],
+            **{f"recall_{k}": v for k, v in x["recall"].items()},
+            "unknown": x["unknown"],
+        }
+        for x in table
+        if x["recipe"] == name and x["train"] != "pooled"
+    ]
 
 
 def corpora(clips) -> dict[str, Any]:
@@ -162,7 +157,6 @@ def corpora(clips) -> dict[str, Any]:
 def measured(report: dict[str, Any], name: str) -> dict[str, Any]:
     """Everything the card reports about recipe ``name``, from the comparison's runs."""
     pooled = [r for r in report["runs"] if r["recipe"] == name and r["kind"] == "pooled"]
-    loco = [r for r in report["runs"] if r["recipe"] == name and r["kind"] == "loco"]
     if not pooled:
         raise SystemExit(f"release_model: error: no pooled runs of {name!r} in the comparison")
     oof = out_of_fold(pooled)
@@ -174,7 +168,7 @@ def measured(report: dict[str, Any], name: str) -> dict[str, Any]:
         "cv_seeds": len({r["seed"] for r in pooled}),
         "cv_k": len({r["fold"] for r in pooled}),
         "cv_device": report.get("device", "cpu"),
-        "cross_corpus": cross_corpus(loco),
+        "cross_corpus": cross_corpus(report["table"], name),
         "default_threshold": MIN_CONFIDENCE,
         "risk_coverage": {n: risk_coverage(z, y, t) for n, (z, y) in oof.items()},
         "epochs": int(statistics.median(r["best_epoch"] for r in pooled)),
@@ -243,11 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     path = save_checkpoint(args.model_dir / "model.pt", model, final, metrics)
     save_config(config, args.model_dir / "recipe.yaml")
     atomic_write_json(args.model_dir / "metrics.json", metrics)
-    atomic_write_text(args.model_dir / "MODEL_CARD.md", builtin_model_card(final, metrics))
+    atomic_write_text(args.model_dir / CARD, builtin_model_card(final, metrics))
     shipped = {
         f.name: file_hash(f, hashlib.sha256())
-        for f in (path, args.model_dir / "recipe.yaml", args.model_dir / "metrics.json")
-        + (args.model_dir / "MODEL_CARD.md",)
+        for f in [path, *(args.model_dir / n for n in ("recipe.yaml", "metrics.json", CARD))]
     }
     atomic_write_json(args.shipped, shipped)
     took = format_duration(time.perf_counter() - start)

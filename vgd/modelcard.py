@@ -233,9 +233,13 @@ def _spread(s: Mapping[str, float]) -> str:
     return f"{s['mean']:.4f} | {s['std']:.4f} | {s['min']:.4f}"
 
 
+def _header(*columns: str) -> list[str]:
+    """A Markdown table's header and separator rows."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def _corpus_rows(metrics: Mapping[str, Any]) -> list[str]:
-    rows = ["| corpus | clips | female speakers | male speakers | source and licence |"]
-    rows.append("|---|---|---|---|---|")
+    rows = _header("corpus", "clips", "female speakers", "male speakers", "source and licence")
     for name, c in metrics["corpora"].items():
         sp = c["speakers"]
         credit = CREDITS.get(name, "(no credit recorded)")
@@ -244,10 +248,9 @@ def _corpus_rows(metrics: Mapping[str, Any]) -> list[str]:
 
 
 def _cv_rows(cv: Mapping[str, Any]) -> list[str]:
-    rows = [
-        "| scored on | balanced accuracy | ± std | min | recall female | recall male | gap |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    rows = _header(
+        "scored on", "balanced accuracy", "± std", "min", "recall female", "recall male", "gap"
+    )
     for name, m in cv["per_corpus"].items():
         f, mm = m["recall_female"]["mean"], m["recall_male"]["mean"]
         rows.append(
@@ -259,11 +262,15 @@ def _cv_rows(cv: Mapping[str, Any]) -> list[str]:
 
 
 def _cross_rows(cross: Sequence[Mapping[str, Any]]) -> list[str]:
-    rows = [
-        "| trained on | scored on | runs | balanced accuracy | recall female | recall male "
-        "| unknown |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    rows = _header(
+        "trained on",
+        "scored on",
+        "runs",
+        "balanced accuracy",
+        "recall female",
+        "recall male",
+        "unknown",
+    )
     for x in cross:
         rows.append(
             f"| {x['train']} | {x['test']} | {x['runs']} | {x['balanced_accuracy']:.4f} "
@@ -273,10 +280,9 @@ def _cross_rows(cross: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _risk_rows(metrics: Mapping[str, Any]) -> list[str]:
-    rows = [
-        "| corpus | threshold | unknown | accuracy answered | balanced accuracy answered |",
-        "|---|---|---|---|---|",
-    ]
+    rows = _header(
+        "corpus", "threshold", "unknown", "accuracy answered", "balanced accuracy answered"
+    )
     for name, points in metrics["risk_coverage"].items():
         for x in points:
             mark = " (default)" if x["threshold"] == metrics["default_threshold"] else ""
@@ -292,10 +298,7 @@ def _choice_rows(choice: Mapping[str, Any]) -> list[str]:
     rows = []
     for other, p in choice["paired"].items():
         base = p["base"]
-        rows += [
-            f"| scored on | {base} | {other} | {other} − {base} | ± spread | wins | losses |",
-            "|---|---|---|---|---|---|---|",
-        ]
+        rows += _header("scored on", base, other, f"{other} − {base}", "± spread", "wins", "losses")
         for name, x in p.items():
             if isinstance(x, dict):
                 rows.append(
