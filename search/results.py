@@ -177,10 +177,30 @@ def top_k_table(rows: list[TrialRow], space: SearchSpace, k: int) -> str:
     for i, r in enumerate(ranked, 1):
         params = ", ".join(f"{p}={_short(v)}" for p, v in r.params.items())
         loss = r.metrics.get("val_loss", float("nan"))
-        spread = r.metrics.get(f"{space.metric}_std")
-        value = f"{r.value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
+        spread = r.metrics.get(f"{space.metric.removeprefix('best_')}_std")  # at the best epoch
+        value = _with_spread(r.value, spread)
         lines.append(f"{i:>2} {r.trial_id:<10} {value:>22} {loss:>9.4f} {r.epochs:>6}  {params}")
+        lines += [f"{'':14}{line}" for line in _per_corpus(r)]
     return "\n".join(lines)
+
+
+def _with_spread(value: float, spread: float | None) -> str:
+    return f"{value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
+
+
+def _per_corpus(row: TrialRow) -> list[str]:
+    """Each corpus's validation balanced accuracy (± spread over folds) at the trial's best
+    epoch, which ``row.metrics`` holds."""
+    prefix = "val_balanced_accuracy@"
+    corpora = sorted(
+        k[len(prefix) :]
+        for k in row.metrics
+        if k.startswith(prefix) and not k.endswith(("_std", "_min", "_max"))
+    )
+    return [
+        f"{c}: {_with_spread(row.metrics[prefix + c], row.metrics.get(f'{prefix}{c}_std'))}"
+        for c in corpora
+    ]
 
 
 def _short(v: Any) -> str:

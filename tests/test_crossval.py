@@ -132,3 +132,14 @@ def test_params_yaml_carries_cv_to_the_search(tmp_path):
     path.write_text("search:\n  name: real\n  cv: 1\n")
     with pytest.raises(ConfigError, match="search.cv"):
         load_params(path)
+
+
+def test_aggregate_spreads_each_corpus_balanced_accuracy():
+    folds = [
+        {"epoch": 1, "val_balanced_accuracy@a": 0.9, "val_recall_male@a": 0.8},
+        {"epoch": 1, "val_balanced_accuracy@a": 0.7, "val_recall_male@a": 1.0},
+    ]
+    m = aggregate(1, folds)
+    assert m["val_balanced_accuracy@a_std"] == pytest.approx(0.1)
+    assert m["val_balanced_accuracy@a_min"] == pytest.approx(0.7)
+    assert "val_recall_male@a_std" not in m

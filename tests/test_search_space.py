@@ -202,3 +202,22 @@ def test_ray_and_optuna_are_imported_only_under_search():
 
 def test_spaces_dir_is_the_projects():
     assert SPACES_DIR == ROOT / "search_spaces"
+
+
+def test_top_k_table_shows_each_corpus_with_its_spread():
+    from search.results import top_k_table
+    from search.space import load_space
+    from search.trials import TrialRow
+
+    space = load_space("two_corpus")
+    metrics = {
+        "val_macro_balanced_accuracy_std": 0.02,
+        "val_balanced_accuracy@librispeech": 0.9667,
+        "val_balanced_accuracy@librispeech_std": 0.0312,
+        "val_balanced_accuracy@speechocean762": 0.976,
+    }
+    row = TrialRow("abc", "completed", {"optim.lr": 0.01}, 0.97, metrics=metrics, epochs=20)
+    table = top_k_table([row], space, 5)
+    assert "0.9700 ± 0.0200" in table
+    assert "librispeech: 0.9667 ± 0.0312" in table
+    assert "speechocean762: 0.9760\n" in table + "\n"

@@ -36,8 +36,12 @@ from vgd.train import Callback, Session, Trainer, best_so_far, load_clips, selec
 log = logging.getLogger(__name__)
 
 CV_STATE = "cv.json"
-# reported with _std and _min/_max over folds
+# reported with _std and _min/_max over folds, as is each corpus's balanced accuracy
 SPREAD = ("val_balanced_accuracy", "val_macro_balanced_accuracy", "val_loss")
+
+
+def _spread(key: str) -> bool:
+    return key in SPREAD or key.startswith("val_balanced_accuracy@")
 
 
 def fold_clips(pool: Sequence[Clip], folds: Sequence[int], k: int) -> list[Clip]:
@@ -150,7 +154,7 @@ def aggregate(epoch: int, per_fold: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key in keys:
         values = [float(m[key]) for m in per_fold if key in m]
         out[key] = statistics.fmean(values)
-        if key in SPREAD:
+        if _spread(key):
             out[f"{key}_std"] = statistics.pstdev(values)
             out[f"{key}_min"] = min(values)
             out[f"{key}_max"] = max(values)
