@@ -54,7 +54,11 @@ def choose(report: dict[str, Any]) -> tuple[str, str]:
         return base, "the search's pick is the default configuration"
     p = report["paired"][pick]
     macro = p["macro"]
-    worse = [n for n, x in p.items() if isinstance(x, dict) and "diff" in x and x["mean_diff"] < 0]
+    worse = [
+        n
+        for n, x in p.items()
+        if n != "macro" and isinstance(x, dict) and "diff" in x and x["mean_diff"] < 0
+    ]
     gain = f"{macro['mean_diff']:+.4f} ± {macro['spread']:.4f} over {len(p['folds'])} folds"
     if macro["mean_diff"] > macro["spread"] and not worse:
         return pick, f"{pick} beats {base} on the macro by {gain}, and on every corpus"

@@ -53,6 +53,8 @@ def test_the_pick_ships_only_when_it_beats_the_default_by_more_than_the_spread()
     assert name == "default" and "not more than the spread" in why and "worse on" not in why
     name, why = script.choose(fake_report([0.9, 0.91, 0.92], [0.95, 0.955, 0.96]))
     assert name == "pick" and "on every corpus" in why
+    name, why = script.choose(fake_report([0.95, 0.96, 0.97], [0.9, 0.92, 0.91]))
+    assert name == "default" and why.endswith("worse on x, y")
     name, why = script.choose(fake_report([0.9, 0.91], [0.95, 0.96], same=True))
     assert name == "default" and "is the default" in why
 
