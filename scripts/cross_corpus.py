@@ -129,21 +129,38 @@ def measure(
     """Every run of every recipe, fold-major so that a cut-short run stays paired; ``--jobs``
     runs at once, each in its own process with its share of the threads."""
     rows = report["runs"]
-    todo = [
+    same = same_as(recipes)
+    report["same_as"] = same
+    for name, twin in same.items():
+        print(f"{name}: the same configuration as {twin}; its runs are {twin}'s", flush=True)
+    all_runs = [
         (meta, fold, name, config)
         for meta, fold in splits(clips, args)
         for name, config in recipes.items()
     ]
-    order = {_key(meta, name): i for i, (meta, _, name, _) in enumerate(todo)}
+    order = {_key(meta, name): i for i, (meta, _, name, _) in enumerate(all_runs)}
+    todo = [t for t in all_runs if t[2] not in same]
     t0, total = time.perf_counter(), len(todo)
-    for row in _runs(todo, run, args.jobs):
-        rows.append(row)
+    for done, trained in enumerate(_runs(todo, run, args.jobs), 1):
+        twins = [n for n, twin in same.items() if twin == trained["recipe"]]
+        rows.extend([trained] + [{**trained, "recipe": n} for n in twins])
         rows.sort(key=lambda r: order[_key(r, r["recipe"])])
-        eta = (time.perf_counter() - t0) / len(rows) * (total - len(rows))
-        print(f"{run_line(row)} | {len(rows)}/{total} ETA {format_duration(eta)}", flush=True)
+        eta = (time.perf_counter() - t0) / done * (total - done)
+        print(f"{run_line(trained)} | {done}/{total} ETA {format_duration(eta)}", flush=True)
         report["table"] = table(rows)
         report["paired"] = paired_all(rows, list(recipes))
         atomic_write_json(args.out / "results.json", report)
+
+
+def same_as(recipes: dict[str, TrainConfig]) -> dict[str, str]:
+    """Each recipe whose configuration an earlier one already has → that one: a search whose
+    pick is the default is not trained twice to compare it with itself."""
+    first: dict[TrainConfig, str] = {}
+    return {
+        name: first[config]
+        for name, config in recipes.items()
+        if first.setdefault(config, name) != name
+    }
 
 
 def _key(meta: dict[str, Any], recipe: str) -> tuple:

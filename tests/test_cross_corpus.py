@@ -259,3 +259,32 @@ def test_runs_are_seed_major_and_fold_limit_keeps_the_first_folds():
     ]
     limited = [f for m, f in script.splits(clips, args) if m["kind"] == "pooled"]
     assert limited == first[:2] + first[3:5]
+
+
+def test_a_pick_equal_to_the_default_is_not_trained_again(monkeypatch, tmp_path):
+    script = load_script("cross_corpus")
+    base = toy_config(Path("m.csv"), tmp_path)
+    other = apply_overrides(base, {"optim.lr": base.optim.lr / 2})
+    recipes = {"default": base, "pick": base, "other": other}
+    assert script.same_as(recipes) == {"pick": "default"}
+    trained = []
+
+    def fake_run(config, run, clips):
+        trained.append(config)
+        score = 0.9 if config == base else 0.8
+        return {"macro_balanced_accuracy": score, "per_corpus": {}, "best_epoch": 1}
+
+    monkeypatch.setattr(script, "run_split", fake_run)
+    clips = clips_of("a", 6, 6, 1) + clips_of("b", 3, 3, 2)
+    args = argparse.Namespace(
+        seeds=[1], no_loco=True, no_pooled=False, folds=3, fold_limit=0, jobs=1, out=tmp_path
+    )
+    monkeypatch.setattr(script, "table", lambda rows: [])
+    monkeypatch.setattr(script, "run_line", lambda row: row["recipe"])
+    report = {"runs": []}
+    script.measure(recipes, None, clips, args, report)
+    assert len(trained) == 6  # 3 folds × (default, other)
+    rows = report["runs"]
+    assert [r["recipe"] for r in rows] == ["default", "pick", "other"] * 3
+    assert all(r["macro_balanced_accuracy"] == 0.9 for r in rows if r["recipe"] == "pick")
+    assert report["same_as"] == {"pick": "default"}
