@@ -1,5 +1,6 @@
 """Training input: the packed corpus when it fits (shared via the cache), else the DataLoader."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +58,11 @@ def test_the_packed_corpus_is_written_once_into_the_cache_and_mapped(toy_manifes
     folder = tmp_path / "cache" / "packed"
     files = [f for f in folder.glob("*.npy") if not f.name.endswith(".lengths.npy")]
     assert len(files) == 1 and len(list(folder.glob("*.lengths.npy"))) == 1
-    stamp = files[0].stat().st_mtime_ns
+    inode = files[0].stat().st_ino  # a rewrite renames a new file into place
     calls.clear()
     second, _ = _source_with(toy_manifest, tmp_path, calls)  # another trial of the same search
     assert calls == []  # it maps the packed file and reads the lengths: no clip is opened
-    assert files[0].stat().st_mtime_ns == stamp
+    assert files[0].stat().st_ino == inode
     assert torch.equal(first.corpus.data, second.corpus.data)
     assert torch.equal(first.corpus.offsets, second.corpus.offsets)
     assert torch.equal(first.corpus.lengths, second.corpus.lengths)
@@ -98,3 +99,35 @@ def test_both_paths_learn_the_toy_voices(tmp_path, mode):
     result = train(config, toy_run(manifest, tmp_path, train_input=mode), progress=False)
     assert result.best["val_balanced_accuracy"] == 1.0
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_the_least_recently_used_packed_corpora_are_evicted_beyond_the_limit(tmp_path):
+    folder = tmp_path / "packed"
+    folder.mkdir()
+    paths = []
+    for i, name in enumerate(["old", "used", "new"]):
+        path = folder / f"{name}.npy"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1000 + i, 1000 + i))
+        paths.append(path)
+    (folder / "old.lengths.npy").write_bytes(b"x" * 1000)  # small, never evicted
+    os.utime(paths[1], (5000, 5000))  # "used" was read after "new" was written
+    removed = train_input.evict_packed(folder, limit=2000, keep=paths[2])
+    assert removed == [paths[0]]
+    assert not paths[0].exists() and paths[1].exists() and paths[2].exists()
+    assert train_input.evict_packed(folder, limit=500, keep=paths[2]) == [paths[1]]
+    assert paths[2].exists() and (folder / "old.lengths.npy").exists()
+
+
+def test_a_run_packs_again_when_its_corpus_was_evicted(toy_manifest, tmp_path):
+    config = toy_config(toy_manifest, tmp_path)
+    run = toy_run(toy_manifest, tmp_path, packed_cache_gb=1e-9)  # keep only the newest
+    clips = [c for c in load_clips(config, run.manifest) if c.split == "train"]
+    reader = make_reader(config.audio, run.cache_dir)
+    first = training_batches(config, run, clips[:-1], reader, CPU)[0]
+    second = training_batches(config, run, clips, reader, CPU)[0]
+    packed = [f for f in (tmp_path / "cache" / "packed").glob("*.npy") if "lengths" not in f.name]
+    assert len(packed) == 1  # the first run's corpus was evicted for the second's
+    again = training_batches(config, run, clips[:-1], reader, CPU)[0]
+    assert torch.equal(first.corpus.data, again.corpus.data)
+    assert len(second.corpus) == len(clips)

@@ -329,6 +329,13 @@ class RunConfig:
     cache_dir: str = field(
         default="", metadata={"help": "decoded-audio cache folder ('': decode on every read)"}
     )
+    packed_cache_gb: float = field(
+        default=8.0,
+        metadata={
+            "help": "packed corpora kept in the cache folder, least recently used removed beyond "
+            "this many GB (0: no limit)"
+        },
+    )
     train_input: str = field(
         default="auto",
         metadata={
@@ -350,6 +357,7 @@ class RunConfig:
         )
         _check(self.threads >= 0, "threads", "must be >= 0")
         _check(self.num_workers >= 0, "num_workers", "must be >= 0")
+        _check(self.packed_cache_gb >= 0, "packed_cache_gb", "must be >= 0")
         _check(
             self.train_input in ("auto", "device", "loader"),
             "train_input",

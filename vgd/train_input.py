@@ -122,13 +122,13 @@ def training_batches(
         config.spec.window_samples
     )
     if run.train_input != "loader":
-        files = _PackedFiles(run.cache_dir, config, clips) if run.cache_dir else None
+        files = _PackedFiles(run, config, clips) if run.cache_dir else None
         lengths = files.lengths() if files else None
         if lengths is None:
             waves, kept, failed = _decode(clips, reader)
             lengths = [w.shape[0] for w in waves]
             if files and failed:
-                files = _PackedFiles(run.cache_dir, config, kept)
+                files = _PackedFiles(run, config, kept)
             elif files:
                 files.save_lengths(lengths)
         else:  # an earlier run decoded every clip: the packed file may need none of them
@@ -192,9 +192,10 @@ class _PackedFiles:
     and crop reach, and the clips' lengths, so that later trials map the corpus without opening
     every clip's cache entry (~0.4 s a trial on the built-in corpus, measured)."""
 
-    def __init__(self, cache_dir: str, config: TrainConfig, clips: Sequence[Clip]):
-        cache = AudioCache(cache_dir, config.audio)
-        self.folder = Path(cache_dir) / "packed"
+    def __init__(self, run: RunConfig, config: TrainConfig, clips: Sequence[Clip]):
+        cache = AudioCache(run.cache_dir, config.audio)
+        self.folder = Path(run.cache_dir) / "packed"
+        self.limit = int(run.packed_cache_gb * 1e9)
         self.clips = list(clips)
         self.entries = [cache.key(c.path) for c in self.clips]  # source, size, time and rate
 
@@ -222,15 +223,55 @@ class _PackedFiles:
         """The packed corpus, memory-mapped from its file (written first if missing; ``waves``
         None: decoded for it)."""
         path = self._path(f"{storage}|{min_length}", ".npy")
-        if not path.exists():
+        try:
+            os.utime(path)  # recently used: the last to be evicted
+            data = _map(path)
+        except FileNotFoundError:  # never packed, or evicted by another run
             if waves is None:
                 waves = _decode(self.clips, reader)[0]
             packed = pack_corpus(waves, storage, min_length=min_length)
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.save(f, packed.data.numpy())
-        with warnings.catch_warnings():  # a read-only map: the batcher only reads it
-            warnings.simplefilter("ignore", UserWarning)
-            data = torch.from_numpy(np.load(path, mmap_mode="r"))
+            if self.limit:
+                evict_packed(self.folder, self.limit, keep=path)
+            data = _map(path)
         sizes = np.array([max(n, min_length) for n in lengths], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         return PackedCorpus(data, torch.from_numpy(offsets), torch.from_numpy(sizes))
+
+
+def _map(path: Path) -> Tensor:
+    with warnings.catch_warnings():  # a read-only map: the batcher only reads it
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(np.load(path, mmap_mode="r"))
+
+
+def evict_packed(folder: Path, limit: int, keep: Path) -> list[Path]:
+    """Remove the least recently used packed corpora in ``folder`` until they take at most
+    ``limit`` bytes (``keep`` stays): every fold of every search packs its own training set,
+    and without a bound they fill the disk. A run that has one mapped keeps reading it (the
+    file lives until it is unmapped); one that opens it later packs it again."""
+    entries = []
+    for path in folder.glob("*.npy"):
+        if path.name.endswith(".lengths.npy") or path == keep:
+            continue
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # another process evicted it first
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries) + keep.stat().st_size
+    removed = []
+    for _, size, path in sorted(entries):
+        if total <= limit:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    if removed:
+        log.info(
+            "packed-corpus cache over %.1f GB: removed %d least recently used",
+            limit / 1e9,
+            len(removed),
+        )
+    return removed
