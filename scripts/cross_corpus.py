@@ -25,9 +25,11 @@ speechocean762 (Zhang et al., Interspeech 2021), free for commercial and non-com
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import sys
 import time
@@ -139,7 +141,13 @@ def measure(
         for name, config in recipes.items()
     ]
     order = {_key(meta, name): i for i, (meta, _, name, _) in enumerate(all_runs)}
-    todo = [t for t in all_runs if t[2] not in same]
+    done_before = {_key(r, r["recipe"]): r for r in earlier_runs(args, report, set(order))}
+    rows.extend(sorted(done_before.values(), key=lambda r: order[_key(r, r["recipe"])]))
+    if done_before:
+        print(
+            f"resuming: {len(done_before)} runs already in {args.out / 'results.json'}", flush=True
+        )
+    todo = [t for t in all_runs if t[2] not in same and _key(t[0], t[2]) not in done_before]
     t0, total = time.perf_counter(), len(todo)
     for done, trained in enumerate(_runs(todo, run, args.jobs), 1):
         twins = [n for n, twin in same.items() if twin == trained["recipe"]]
@@ -150,6 +158,36 @@ def measure(
         report["table"] = table(rows)
         report["paired"] = paired_all(rows, list(recipes))
         atomic_write_json(args.out / "results.json", report)
+
+
+def earlier_runs(args: argparse.Namespace, report: dict, keys: set[tuple]) -> list[dict]:
+    """The runs an interrupted command already finished, from its results.json in ``--out``:
+    those of this command's folds whose recipe has the same configuration (``--overwrite``:
+    none)."""
+    path = args.out / "results.json"
+    if args.overwrite or not path.is_file():
+        return []
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    configs = json.loads(json.dumps(report["configs"]))  # tuples read back as lists
+    same_pool = (
+        before.get("clips_sha1") == report["clips_sha1"] and before.get("folds") == args.folds
+    )
+    return [
+        r
+        for r in before.get("runs", [])
+        if same_pool
+        and before.get("configs", {}).get(r.get("recipe")) == configs.get(r.get("recipe"))
+        and _key(r, r["recipe"]) in keys
+    ]
+
+
+def clips_digest(clips: list[Clip]) -> str:
+    """What the folds are drawn from: a resumed command must see the same clips."""
+    text = "\n".join(f"{Path(c.path).resolve()}|{c.label}|{c.speaker}|{c.corpus}" for c in clips)
+    return hashlib.sha1(text.encode()).hexdigest()
 
 
 def same_as(recipes: dict[str, TrainConfig]) -> dict[str, str]:
@@ -170,18 +208,24 @@ def _key(meta: dict[str, Any], recipe: str) -> tuple:
 def _runs(todo: list[tuple], run: RunConfig, jobs: int) -> Iterator[dict[str, Any]]:
     """Each (meta, fold, recipe) trained and scored, as they finish."""
     if jobs <= 1:
-        for meta, fold, name, config in todo:
-            yield {"recipe": name, **meta, **run_split(config, run, fold)}
+        yield from (_run_one((t, run)) for t in todo)
         return
     # spawn: a forked child would inherit the parent's OpenMP thread pool mid-state
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        futures = {
-            pool.submit(run_split, config, run, fold): {"recipe": name, **meta}
-            for meta, fold, name, config in todo
-        }
-        for future in as_completed(futures):
-            yield {**futures[future], **future.result()}
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(_run_one, (t, run)) for t in todo]
+        yield from (future.result() for future in as_completed(futures))
+    finally:  # stopped (Ctrl-C, SIGTERM) or failed: no worker goes on training unseen
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in multiprocessing.active_children():
+            worker.terminate()
+            worker.join()
+        pool.shutdown(wait=True)
+
+
+def _run_one(task: tuple) -> dict[str, Any]:
+    (meta, fold, name, config), run = task
+    return {"recipe": name, **meta, **run_split(config, run, fold)}
 
 
 def paired_all(rows: list[dict[str, Any]], recipes: list[str]) -> dict[str, Any]:
@@ -462,6 +506,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--write-manifest", type=Path, help="also write the pooled manifest here")
     p.add_argument("--out", type=Path, default=Path("results/cross_corpus"))
     p.add_argument(
+        "--overwrite", action="store_true", help="retrain the runs a results.json in --out has"
+    )
+    p.add_argument(
         "--merge", type=Path, nargs="+", help="redraw from these results.json, merged (no runs)"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -473,6 +520,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # stopped by SIGTERM (dvc, a scheduler): unwind like Ctrl-C, so --jobs workers are stopped
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.merge:
         return write_outputs(merged(args.merge), args.out)
     start = time.perf_counter()
@@ -494,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": " ".join(["python scripts/cross_corpus.py", *(argv or sys.argv[1:])]),
         "corpora": corpora_of(clips),
+        "clips_sha1": clips_digest(clips),
         "seeds": args.seeds,
         "folds": args.folds,
         "balance": args.balance,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,13 +16,13 @@ import torch
 
 from conftest import load_script, toy_config, write_corpus
 from vgd.batches import DeviceBatcher, pack_corpus
-from vgd.config import ConfigError, apply_overrides, save_config
+from vgd.config import ConfigError, RunConfig, apply_overrides, save_config
 from vgd.crossval import leave_corpus_out
 from vgd.dataset import speaker_weights
 from vgd.evaluate import compute_metrics
 from vgd.manifest import Clip, ManifestError, read_manifests, write_manifest
 from vgd.splits import assign_splits, speaker_folds, speaker_key
-from vgd.train import corpus_metrics, selection_score
+from vgd.train import corpus_metrics, load_clips, selection_score
 
 
 def clips_of(corpus: str, n_female: int, n_male: int, utts: int) -> list[Clip]:
@@ -277,14 +279,92 @@ def test_a_pick_equal_to_the_default_is_not_trained_again(monkeypatch, tmp_path)
     monkeypatch.setattr(script, "run_split", fake_run)
     clips = clips_of("a", 6, 6, 1) + clips_of("b", 3, 3, 2)
     args = argparse.Namespace(
-        seeds=[1], no_loco=True, no_pooled=False, folds=3, fold_limit=0, jobs=1, out=tmp_path
+        seeds=[1],
+        no_loco=True,
+        no_pooled=False,
+        folds=3,
+        fold_limit=0,
+        jobs=1,
+        out=tmp_path,
+        overwrite=False,
     )
     monkeypatch.setattr(script, "table", lambda rows: [])
     monkeypatch.setattr(script, "run_line", lambda row: row["recipe"])
-    report = {"runs": []}
+    report = {"runs": [], "configs": {}, "clips_sha1": script.clips_digest(clips), "folds": 3}
     script.measure(recipes, None, clips, args, report)
     assert len(trained) == 6  # 3 folds × (default, other)
     rows = report["runs"]
     assert [r["recipe"] for r in rows] == ["default", "pick", "other"] * 3
     assert all(r["macro_balanced_accuracy"] == 0.9 for r in rows if r["recipe"] == "pick")
     assert report["same_as"] == {"pick": "default"}
+
+
+def test_an_interrupted_comparison_resumes_with_the_runs_it_finished(monkeypatch, tmp_path):
+    script = load_script("cross_corpus")
+    base = toy_config(Path("m.csv"), tmp_path)
+    recipes = {"default": base, "other": apply_overrides(base, {"optim.lr": base.optim.lr / 2})}
+    trained: list[tuple] = []
+    interrupt = [True]
+
+    def fake_run(config, run, clips):
+        if interrupt[0] and len(trained) == 3:
+            raise KeyboardInterrupt  # stopped during the fourth run
+        trained.append((config.optim.lr, len(clips)))
+        return {"macro_balanced_accuracy": 0.5 + len(trained) / 10, "per_corpus": {}}
+
+    monkeypatch.setattr(script, "run_split", fake_run)
+    monkeypatch.setattr(script, "table", lambda rows: [])
+    monkeypatch.setattr(script, "run_line", lambda row: row["recipe"])
+    clips = clips_of("a", 6, 6, 1) + clips_of("b", 3, 3, 2)
+    args = argparse.Namespace(
+        seeds=[1],
+        no_loco=True,
+        no_pooled=False,
+        folds=3,
+        fold_limit=0,
+        jobs=1,
+        out=tmp_path,
+        overwrite=False,
+    )
+
+    def report():
+        configs = {n: script.to_dict(c) for n, c in recipes.items()}
+        digest = script.clips_digest(clips)
+        return {"runs": [], "configs": configs, "clips_sha1": digest, "folds": 3}
+
+    with pytest.raises(KeyboardInterrupt):
+        script.measure(recipes, None, clips, args, report())
+    trained.clear()
+    interrupt[0] = False
+    resumed = report()
+    script.measure(recipes, None, clips, args, resumed)
+    assert len(trained) == 3  # only the 3 runs the first command did not finish
+    assert [(r["recipe"], r["fold"]) for r in resumed["runs"]] == [
+        (name, k) for k in range(3) for name in recipes
+    ]
+    # the first command's scores are kept, not retrained
+    assert [r["macro_balanced_accuracy"] for r in resumed["runs"][:3]] == [0.6, 0.7, 0.8]
+    # a recipe whose configuration changed is trained again; --overwrite retrains all
+    recipes["other"] = apply_overrides(base, {"optim.lr": base.optim.lr / 4})
+    trained.clear()
+    script.measure(recipes, None, clips, args, report())
+    assert [lr for lr, _ in trained] == [base.optim.lr / 4] * 3
+    trained.clear()
+    script.measure(
+        recipes, None, clips, argparse.Namespace(**{**vars(args), "overwrite": True}), report()
+    )
+    assert len(trained) == 6
+
+
+def test_a_failed_run_stops_the_workers_still_training(toy_manifest, tmp_path, monkeypatch):
+    script = load_script("cross_corpus")
+    monkeypatch.syspath_prepend(str(Path(script.__file__).parent))  # spawn hands the workers this
+    long = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 1000})
+    clips = load_clips(long, str(toy_manifest))
+    meta = {"kind": "pooled", "train": "pooled", "seed": 1, "fold": 0}
+    todo = [(meta, clips, "long", long), (meta, [], "broken", long)]  # no clips: fails at once
+    start = time.perf_counter()
+    with pytest.raises(ManifestError, match="no clips"):
+        list(script._runs(todo, RunConfig("", "cpu", threads=1), jobs=2))
+    assert multiprocessing.active_children() == []  # the long run was stopped, not waited for
+    assert time.perf_counter() - start < 120
