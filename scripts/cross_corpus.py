@@ -46,7 +46,14 @@ import yaml
 from search.space import load_space
 from vgd.calibration import window_logits
 from vgd.checkpoint import LoadedModel
-from vgd.config import RunConfig, TrainConfig, apply_overrides, load_config, to_dict
+from vgd.config import (
+    RunConfig,
+    TrainConfig,
+    apply_overrides,
+    load_config,
+    parse_override,
+    to_dict,
+)
 from vgd.corpora import build
 from vgd.crossval import leave_corpus_out, test_fold_clips
 from vgd.dataset import make_reader
@@ -469,16 +476,20 @@ def load_pool(args: argparse.Namespace) -> list[Clip]:
     return clips
 
 
-def load_recipes(specs: list[str], balance: str) -> dict[str, TrainConfig]:
-    """``NAME=YAML`` (or ``default``) → configs, each with ``data.balance`` set. A search
-    space's YAML stands for vgd's defaults with the space's ``base`` (what its first trial
-    trains): the default recipe on the schedule the search used."""
+def load_recipes(
+    specs: list[str], balance: str, overrides: dict[str, Any] | None = None
+) -> dict[str, TrainConfig]:
+    """``NAME=YAML`` (or ``default``) → configs, each with ``data.balance`` and ``overrides``
+    (``--set``: the schedule every recipe is compared on) set. A search space's YAML stands for
+    vgd's defaults with the space's ``base`` (what its first trial trains): the default recipe
+    on the schedule the search used."""
+    overrides = {"data.balance": balance, **(overrides or {})}
     recipes = {}
     for spec in specs or ["default"]:
         name, _, path = spec.partition("=")
         config = TrainConfig() if name == "default" and not path else recipe_of(path or name)
         recipes[name if path or name == "default" else Path(name).stem] = apply_overrides(
-            config, {"data.balance": balance}
+            config, overrides
         )
     return recipes
 
@@ -497,6 +508,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--librispeech", type=Path, help="LibriSpeech folder, built as one corpus")
     p.add_argument("--recipe", action="append", default=[], help="NAME=YAML, or default")
     p.add_argument("--balance", default="speaker", choices=("speaker", "sampler", "none"))
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override in every recipe, e.g. the schedule they are compared on (repeatable)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[1], help="fold seeds (search: 0)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--fold-limit", type=int, default=0, help="only each seed's first N folds")
@@ -527,8 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         clips = load_pool(args)
-        recipes = load_recipes(args.recipe, args.balance)
-    except (ManifestError, FileNotFoundError, ValueError) as e:
+        overrides = dict(parse_override(x) for x in args.set)
+        recipes = load_recipes(args.recipe, args.balance, overrides)
+    except (ManifestError, FileNotFoundError, ValueError) as e:  # ConfigError is a ValueError
         print(f"cross_corpus: error: {e}", file=sys.stderr)
         return 2
     for name in corpora_of(clips):

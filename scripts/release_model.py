@@ -232,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recipe: {name} ({why})", flush=True)
     config = from_dict(TrainConfig, report["configs"][name])
     metrics = measured(report, name)
-    metrics["recipe"] = {"chosen": name, "why": why, "paired": paired_summary(report)}
+    twins = report.get("same_as", {})  # a pick equal to the default: no table of zeros
+    paired = {k: v for k, v in paired_summary(report).items() if k not in twins}
+    schedule = {"epochs": config.optim.epochs, "crops_per_clip": config.data.crops_per_clip}
+    metrics["recipe"] = {"chosen": name, "why": why, "paired": paired, "schedule": schedule}
     metrics["corpora"] = corpora(clips)
     # Fresh objects as from JSON: pickle shares repeated objects, so the checkpoint's bytes
     # must not depend on where the values came from.

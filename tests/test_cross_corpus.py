@@ -368,3 +368,21 @@ def test_a_failed_run_stops_the_workers_still_training(toy_manifest, tmp_path, m
         list(script._runs(todo, RunConfig("", "cpu", threads=1), jobs=2))
     assert multiprocessing.active_children() == []  # the long run was stopped, not waited for
     assert time.perf_counter() - start < 120
+
+
+def test_set_trains_every_recipe_on_the_same_schedule(tmp_path):
+    script = load_script("cross_corpus")
+    pick = tmp_path / "pick.yaml"
+    save_config(apply_overrides(toy_config(Path("m.csv"), tmp_path), {"optim.epochs": 3}), pick)
+    args = script.parse_args(
+        ["--recipe", "default", "--recipe", f"pick={pick}", "--set", "optim.epochs=40"]
+        + ["--set", "data.crops_per_clip=0"]
+    )
+    overrides = dict(script.parse_override(x) for x in args.set)
+    recipes = script.load_recipes(args.recipe, "speaker", overrides)
+    assert {n: (c.optim.epochs, c.data.crops_per_clip) for n, c in recipes.items()} == {
+        "default": (40, 0),
+        "pick": (40, 0),
+    }
+    assert recipes["pick"].model.width == 8  # the rest of each recipe is its own
+    assert all(c.data.balance == "speaker" for c in recipes.values())

@@ -92,6 +92,16 @@ def test_the_card_reports_the_measured_figures():
     assert "**Shipped: pick.**" in card and "(17)" in card and "(1.437)" in card
     assert "10 speaker-disjoint folds" in card and "2 fold seeds × 5 folds" in card
     assert "1531 out-of-fold" in card and "0.0612 at T = 1" in card
+    assert "compared on" not in card  # no schedule recorded: no line about one
+
+
+def test_the_card_names_the_compared_schedule_and_drops_a_table_of_zeros():
+    metrics = card_metrics()
+    metrics["recipe"] = {"chosen": "default", "why": "the pick is the default", "paired": {}}
+    metrics["recipe"]["schedule"] = {"epochs": 40, "crops_per_clip": 0}
+    card = builtin_model_card(TrainConfig(), metrics)
+    assert "compared on 40 epochs of every window of each clip" in card
+    assert "| macro | 0.9800" not in card and "**Shipped: default.**" in card
 
 
 def test_a_checkout_without_the_model_says_none(monkeypatch, tmp_path):

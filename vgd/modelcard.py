@@ -294,6 +294,20 @@ def _risk_rows(metrics: Mapping[str, Any]) -> list[str]:
     return rows
 
 
+def _schedule_lines(schedule: Mapping[str, int] | None) -> list[str]:
+    """What the comparison trained each recipe on (the search ranks on a shorter schedule)."""
+    if not schedule:
+        return []
+    crops = schedule["crops_per_clip"]
+    per_epoch = "every window of each clip" if crops == 0 else f"{crops} crop(s) of each clip"
+    return [
+        "",
+        f"Each recipe is compared on {schedule['epochs']} epochs of {per_epoch}, the schedule",
+        "the final model trains on; the search ranked its trials on the shorter schedule of its",
+        "space (`search_spaces/two_corpus.yaml`), which fits its 60-minute budget.",
+    ]
+
+
 def _choice_rows(choice: Mapping[str, Any]) -> list[str]:
     rows = []
     for other, p in choice["paired"].items():
@@ -336,6 +350,7 @@ def builtin_model_card(config: TrainConfig, metrics: Mapping[str, Any]) -> str:
         "## Which recipe",
         f"The search's pick against the default on the same fresh folds ({folds}, paired):",
         f"{choice['why']}. **Shipped: {choice['chosen']}.**",
+        *_schedule_lines(choice.get("schedule")),
         "",
         *_choice_rows(choice),
         "",
