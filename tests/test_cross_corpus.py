@@ -263,6 +263,20 @@ def test_runs_are_seed_major_and_fold_limit_keeps_the_first_folds():
     assert limited == first[:2] + first[3:5]
 
 
+def measure_args(out: Path) -> argparse.Namespace:
+    """measure()'s arguments for seed 1's 3 pooled folds, one run at a time, into ``out``."""
+    return argparse.Namespace(
+        seeds=[1],
+        no_loco=True,
+        no_pooled=False,
+        folds=3,
+        fold_limit=0,
+        jobs=1,
+        out=out,
+        overwrite=False,
+    )
+
+
 def test_a_pick_equal_to_the_default_is_not_trained_again(monkeypatch, tmp_path):
     script = load_script("cross_corpus")
     base = toy_config(Path("m.csv"), tmp_path)
@@ -278,16 +292,7 @@ def test_a_pick_equal_to_the_default_is_not_trained_again(monkeypatch, tmp_path)
 
     monkeypatch.setattr(script, "run_split", fake_run)
     clips = clips_of("a", 6, 6, 1) + clips_of("b", 3, 3, 2)
-    args = argparse.Namespace(
-        seeds=[1],
-        no_loco=True,
-        no_pooled=False,
-        folds=3,
-        fold_limit=0,
-        jobs=1,
-        out=tmp_path,
-        overwrite=False,
-    )
+    args = measure_args(tmp_path)
     monkeypatch.setattr(script, "table", lambda rows: [])
     monkeypatch.setattr(script, "run_line", lambda row: row["recipe"])
     report = {"runs": [], "configs": {}, "clips_sha1": script.clips_digest(clips), "folds": 3}
@@ -316,16 +321,7 @@ def test_an_interrupted_comparison_resumes_with_the_runs_it_finished(monkeypatch
     monkeypatch.setattr(script, "table", lambda rows: [])
     monkeypatch.setattr(script, "run_line", lambda row: row["recipe"])
     clips = clips_of("a", 6, 6, 1) + clips_of("b", 3, 3, 2)
-    args = argparse.Namespace(
-        seeds=[1],
-        no_loco=True,
-        no_pooled=False,
-        folds=3,
-        fold_limit=0,
-        jobs=1,
-        out=tmp_path,
-        overwrite=False,
-    )
+    args = measure_args(tmp_path)
 
     def report():
         configs = {n: script.to_dict(c) for n, c in recipes.items()}
