@@ -25,6 +25,7 @@ speechocean762 (Zhang et al., Interspeech 2021), free for commercial and non-com
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import multiprocessing
@@ -70,12 +71,23 @@ POOLED = "pooled"
 CURVE_KEYS = ("val_macro_balanced_accuracy", "val_balanced_accuracy", "val_loss")
 
 
-def run_split(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[str, Any]:
-    """Train on the split's train/val speakers; score its test clips per corpus."""
+def run_split(
+    config: TrainConfig, run: RunConfig, clips: list[Clip], score_epochs: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """Train on the split's train/val speakers; score its test clips per corpus (and, for
+    ``score_epochs``, with those epochs' weights too)."""
     if run.threads:
         torch.set_num_threads(run.threads)  # a --jobs worker's share of the cores
-    result = Trainer(config, run, clips, progress=False).fit()
+    session = Trainer(config, run, clips, progress=False).start()
+    weights = {}
+    while not session.done:
+        epoch = session.step()["epoch"]
+        if epoch in score_epochs:
+            weights[epoch] = {k: v.detach().clone() for k, v in session.model.state_dict().items()}
+    result = session.finish()
     test = [c for c in clips if c.split == "test"]
+    weights[result.best_epoch] = {k: v.clone() for k, v in result.model.state_dict().items()}
+    at_epoch = epoch_scores(result, weights, test) if score_epochs else {}
     scored = evaluate(LoadedModel(result.model, result.config.spec, result.config), test)
     m = scored.metrics
     ok = scored.targets >= 0
@@ -99,7 +111,24 @@ def run_split(config: TrainConfig, run: RunConfig, clips: list[Clip]) -> dict[st
         "oof": out_of_fold(
             result.model, result.config, test, make_reader(config.audio, run.cache_dir)
         ),
+        **({"at_epoch": at_epoch} if at_epoch else {}),
     }
+
+
+def epoch_scores(result, weights: dict[int, dict], test: list[Clip]) -> dict[str, dict]:
+    """Each epoch's weights scored on the test clips at T = 1 (the validation's pick among
+    them): per-corpus balanced accuracy and the macro, to compare ways of choosing the epoch."""
+    model = copy.deepcopy(result.model)
+    model.temperature = 1.0
+    out = {}
+    for epoch, state in sorted(weights.items()):
+        model.load_state_dict(state)
+        m = evaluate(LoadedModel(model, result.config.spec, result.config), test).metrics
+        out[str(epoch)] = {
+            "macro": m["macro_balanced_accuracy"],
+            **{name: per["balanced_accuracy"] for name, per in m["per_corpus"].items()},
+        }
+    return out
 
 
 def out_of_fold(model, config: TrainConfig, test: list[Clip], reader) -> dict[str, dict]:
@@ -156,7 +185,7 @@ def measure(
         )
     todo = [t for t in all_runs if t[2] not in same and _key(t[0], t[2]) not in done_before]
     t0, total = time.perf_counter(), len(todo)
-    for done, trained in enumerate(_runs(todo, run, args.jobs), 1):
+    for done, trained in enumerate(_runs(todo, run, args.jobs, tuple(args.score_epochs)), 1):
         twins = [n for n, twin in same.items() if twin == trained["recipe"]]
         rows.extend([trained] + [{**trained, "recipe": n} for n in twins])
         rows.sort(key=lambda r: order[_key(r, r["recipe"])])
@@ -188,6 +217,7 @@ def earlier_runs(args: argparse.Namespace, report: dict, keys: set[tuple]) -> li
         if same_pool
         and before.get("configs", {}).get(r.get("recipe")) == configs.get(r.get("recipe"))
         and _key(r, r["recipe"]) in keys
+        and set(map(str, args.score_epochs)) <= set(r.get("at_epoch", {}))
     ]
 
 
@@ -212,15 +242,17 @@ def _key(meta: dict[str, Any], recipe: str) -> tuple:
     return (meta["kind"], meta["train"], meta["seed"], meta["fold"], recipe)
 
 
-def _runs(todo: list[tuple], run: RunConfig, jobs: int) -> Iterator[dict[str, Any]]:
+def _runs(
+    todo: list[tuple], run: RunConfig, jobs: int, score_epochs: tuple[int, ...] = ()
+) -> Iterator[dict[str, Any]]:
     """Each (meta, fold, recipe) trained and scored, as they finish."""
     if jobs <= 1:
-        yield from (_run_one((t, run)) for t in todo)
+        yield from (_run_one((t, run, score_epochs)) for t in todo)
         return
     # spawn: a forked child would inherit the parent's OpenMP thread pool mid-state
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures = [pool.submit(_run_one, (t, run)) for t in todo]
+        futures = [pool.submit(_run_one, (t, run, score_epochs)) for t in todo]
         yield from (future.result() for future in as_completed(futures))
     finally:  # stopped (Ctrl-C, SIGTERM) or failed: no worker goes on training unseen
         pool.shutdown(wait=False, cancel_futures=True)
@@ -231,8 +263,8 @@ def _runs(todo: list[tuple], run: RunConfig, jobs: int) -> Iterator[dict[str, An
 
 
 def _run_one(task: tuple) -> dict[str, Any]:
-    (meta, fold, name, config), run = task
-    return {"recipe": name, **meta, **run_split(config, run, fold)}
+    (meta, fold, name, config), run, score_epochs = task
+    return {"recipe": name, **meta, **run_split(config, run, fold, score_epochs)}
 
 
 def paired_all(rows: list[dict[str, Any]], recipes: list[str]) -> dict[str, Any]:
@@ -413,6 +445,55 @@ def curves(report: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
     return out
 
 
+def epoch_rules(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (recipe, train → test): mean test balanced accuracy (T = 1) with the validation's
+    pick of epoch and with each fixed epoch scored, over the runs that scored them all."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        scores = row.get("at_epoch")
+        if not scores:
+            continue
+        picked = scores[str(row["best_epoch"])]
+        tests = [t for t in picked if t != "macro" or row["kind"] == POOLED]
+        for test in tests:
+            groups[(row["recipe"], row["train"], test)].append(
+                {"val pick": picked[test], **{f"epoch {e}": s[test] for e, s in scores.items()}}
+            )
+    out = []
+    for (recipe, train, test), runs in groups.items():
+        rules = ["val pick", *sorted({k for r in runs for k in r} - {"val pick"}, key=_epoch_no)]
+        rules = [k for k in rules if all(k in r for r in runs)]
+        out.append(
+            {
+                "recipe": recipe,
+                "train": train,
+                "test": test,
+                "runs": len(runs),
+                "mean": {k: statistics.fmean(r[k] for r in runs) for k in rules},
+                "min": {k: min(r[k] for r in runs) for k in rules},
+            }
+        )
+    return out
+
+
+def _epoch_no(rule: str) -> int:
+    return int(rule.split()[-1])
+
+
+def epoch_rule_lines(report: dict[str, Any]) -> list[str]:
+    """The epoch rules as a table: mean (min) per rule."""
+    rules = report.get("epoch_rules") or []
+    if not rules:
+        return []
+    lines = ["test balanced accuracy (T = 1) by how the epoch is chosen: mean (min) over runs"]
+    for r in rules:
+        cells = "  ".join(f"{k} {r['mean'][k]:.4f} ({r['min'][k]:.4f})" for k in r["mean"])
+        lines.append(
+            f"{r['recipe']:<10} {r['train'] + ' → ' + r['test']:<36} {r['runs']:>3}  {cells}"
+        )
+    return lines
+
+
 def within(curve: list[float], margin: float = 0.01) -> int:
     """The first epoch (1-based) whose score is within ``margin`` of the curve's best."""
     best = max(curve)
@@ -529,6 +610,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--merge", type=Path, nargs="+", help="redraw from these results.json, merged (no runs)"
     )
+    p.add_argument(
+        "--score-epochs",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="E",
+        help="also score each run's test clips with these epochs' weights (T = 1), beside the "
+        "validation's pick: how much choosing the epoch on validation gains over a fixed one",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
@@ -581,8 +671,11 @@ def write_outputs(report: dict[str, Any], out: Path) -> int:
     """Print the table (and the curves' summary); write it, the JSON and the plots to ``out``."""
     report["curves"] = curves(report)
     report["paired"] = paired_all(report["runs"], list(report["configs"]))
+    report["epoch_rules"] = epoch_rules(report["runs"])
+    rules = epoch_rule_lines(report)
     text = "\n".join(
         [format_table(report["table"]), "", *paired_lines(report), "", *curve_lines(report)]
+        + (["", *rules] if rules else [])
     )
     print(text)
     atomic_write_text(out / "table.txt", text + "\n")

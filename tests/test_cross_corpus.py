@@ -274,6 +274,7 @@ def measure_args(out: Path) -> argparse.Namespace:
         jobs=1,
         out=out,
         overwrite=False,
+        score_epochs=[],
     )
 
 
@@ -285,7 +286,7 @@ def test_a_pick_equal_to_the_default_is_not_trained_again(monkeypatch, tmp_path)
     assert script.same_as(recipes) == {"pick": "default"}
     trained = []
 
-    def fake_run(config, run, clips):
+    def fake_run(config, run, clips, score_epochs=()):
         trained.append(config)
         score = 0.9 if config == base else 0.8
         return {"macro_balanced_accuracy": score, "per_corpus": {}, "best_epoch": 1}
@@ -311,7 +312,7 @@ def test_an_interrupted_comparison_resumes_with_the_runs_it_finished(monkeypatch
     trained: list[tuple] = []
     interrupt = [True]
 
-    def fake_run(config, run, clips):
+    def fake_run(config, run, clips, score_epochs=()):
         if interrupt[0] and len(trained) == 3:
             raise KeyboardInterrupt  # stopped during the fourth run
         trained.append((config.optim.lr, len(clips)))
@@ -350,6 +351,48 @@ def test_an_interrupted_comparison_resumes_with_the_runs_it_finished(monkeypatch
         recipes, None, clips, argparse.Namespace(**{**vars(args), "overwrite": True}), report()
     )
     assert len(trained) == 6
+    # runs that did not score the epochs now asked for are trained again
+    trained.clear()
+    script.measure(
+        recipes, None, clips, argparse.Namespace(**{**vars(args), "score_epochs": [2]}), report()
+    )
+    assert len(trained) == 6
+
+
+def test_scoring_other_epochs_leaves_the_run_as_it_was(two_corpora, tmp_path):
+    script = load_script("cross_corpus")
+    config = toy_config(two_corpora[0], tmp_path, **{"optim.epochs": 3})
+    clips = read_manifests(two_corpora)
+    fold = leave_corpus_out(clips, "deep", 0.3, 1)
+    run = RunConfig("", "cpu", cache_dir="")
+    plain = script.run_split(config, run, fold)
+    scored = script.run_split(config, run, fold, (1, 3))
+    assert scored["per_corpus"] == plain["per_corpus"]  # the snapshots change no training
+    assert [h["val_loss"] for h in scored["curve"]] == [h["val_loss"] for h in plain["curve"]]
+    assert set(scored["at_epoch"]) == {"1", "3", str(plain["best_epoch"])}
+    assert "at_epoch" not in plain
+    for scores in scored["at_epoch"].values():
+        assert set(scores) == {"deep", "macro"} and 0.0 <= scores["deep"] <= 1.0
+
+
+def test_epoch_rules_compare_the_validation_pick_with_fixed_epochs():
+    script = load_script("cross_corpus")
+
+    def row(kind, best, scores):
+        at = {e: {"a": v, "macro": v} for e, v in scores.items()}
+        return {"recipe": "r", "kind": kind, "train": "b", "best_epoch": best, "at_epoch": at}
+
+    rows = [
+        row("loco", 2, {"2": 0.8, "3": 0.9}),
+        row("loco", 3, {"2": 0.7, "3": 0.6}),
+        {"recipe": "r", "kind": "loco", "train": "b", "best_epoch": 1},  # scored no epochs
+    ]
+    (rule,) = script.epoch_rules(rows)  # LOCO runs have no macro line
+    assert (rule["train"], rule["test"], rule["runs"]) == ("b", "a", 2)
+    assert rule["mean"] == pytest.approx({"val pick": 0.7, "epoch 2": 0.75, "epoch 3": 0.75})
+    assert rule["min"] == pytest.approx({"val pick": 0.6, "epoch 2": 0.7, "epoch 3": 0.6})
+    lines = script.epoch_rule_lines({"epoch_rules": [rule]})
+    assert "val pick 0.7000 (0.6000)" in lines[1] and "epoch 3 0.7500" in lines[1]
 
 
 def test_a_failed_run_stops_the_workers_still_training(toy_manifest, tmp_path, monkeypatch):
