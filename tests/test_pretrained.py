@@ -102,6 +102,7 @@ def test_the_card_names_the_compared_schedule_and_drops_a_table_of_zeros():
     card = builtin_model_card(TrainConfig(), metrics)
     assert "compared on 40 epochs of every window of each clip" in card
     assert "| macro | 0.9800" not in card and "**Shipped: default.**" in card
+    assert "\n\n\n" not in card  # no blank line left where the table was
 
 
 def test_a_checkout_without_the_model_says_none(monkeypatch, tmp_path):

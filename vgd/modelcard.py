@@ -351,9 +351,7 @@ def builtin_model_card(config: TrainConfig, metrics: Mapping[str, Any]) -> str:
         f"The search's pick against the default on the same fresh folds ({folds}, paired):",
         f"{choice['why']}. **Shipped: {choice['chosen']}.**",
         *_schedule_lines(choice.get("schedule")),
-        "",
-        *_choice_rows(choice),
-        "",
+        *(["", *rows, ""] if (rows := _choice_rows(choice)) else [""]),
         f"## Cross-validation ({metrics['cv_folds']} speaker-disjoint folds, on "
         f"{metrics['cv_device']})",
         f"{folds} over both corpora pooled, stratified by corpus × gender. Each fold trains on",
