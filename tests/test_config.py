@@ -39,6 +39,8 @@ def test_out_of_range_value_names_the_key():
         apply_overrides(TrainConfig(), {"model.dropout": 1.5})
     with pytest.raises(ConfigError, match=r"features\.normalize"):
         apply_overrides(TrainConfig(), {"features.normalize": "loud"})
+    with pytest.raises(ConfigError, match=r"optim\.ema_decay"):
+        apply_overrides(TrainConfig(), {"optim.ema_decay": 1.0})
 
 
 def test_cross_field_check_f_max_against_sample_rate():

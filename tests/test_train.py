@@ -11,7 +11,7 @@ import torch
 from conftest import toy_config, toy_run, voice, write_toy_corpus
 from vgd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vgd.config import ConfigError, RunConfig, apply_overrides
-from vgd.train import save_outputs, train
+from vgd.train import WeightAverage, save_outputs, train
 
 
 def test_learns_pitch_separated_toy_voices(tmp_path):
@@ -54,6 +54,50 @@ def test_interrupted_training_resumes_to_the_same_result(toy_manifest, tmp_path)
     )
     assert [m["epoch"] for m in seen] == [3, 4]
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+
+
+def test_the_weight_average_follows_the_weights_with_a_warm_up():
+    model = torch.nn.BatchNorm1d(2)
+    average = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(11.0)
+        model.num_batches_tracked.fill_(3)
+    average.update(model)  # warm-up: keep min(0.9, 2 / 11) of the average (1.0)
+    assert torch.allclose(average.model.weight, torch.full((2,), 2 / 11 + 11 * 9 / 11))
+    assert int(average.model.num_batches_tracked) == 3  # counters are copied, not averaged
+    for _ in range(200):
+        average.update(model)
+    assert torch.allclose(average.model.weight, torch.full((2,), 11.0))
+    assert average.steps == 201 and not average.model.weight.requires_grad
+
+
+def test_a_weight_average_is_what_is_validated_and_kept(toy_manifest, tmp_path):
+    run = toy_run(toy_manifest, tmp_path)
+    plain = train(toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2}), run, progress=False)
+    cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2, "optim.ema_decay": 0.9})
+    averaged = train(cfg, run, progress=False)
+    # the same training steps; the average only changes which weights are judged and kept
+    assert [h["train_loss"] for h in averaged.history] == [h["train_loss"] for h in plain.history]
+    assert [h["val_loss"] for h in averaged.history] != [h["val_loss"] for h in plain.history]
+    kept, last = averaged.model.state_dict(), plain.model.state_dict()
+    assert any(not torch.equal(kept[k], last[k]) for k in kept)
+
+
+def test_training_with_a_weight_average_resumes_to_the_same_weights(toy_manifest, tmp_path):
+    cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 3, "optim.ema_decay": 0.9})
+    run = toy_run(toy_manifest, tmp_path)
+    full = train(cfg, run, progress=False)
+
+    def stop_after_one(metrics):
+        if metrics["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(cfg, run, callbacks=[stop_after_one], state_dir=tmp_path / "state", progress=False)
+    resumed = train(cfg, run, state_dir=tmp_path / "state", progress=False)
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k])
 
 
 def test_resume_with_a_different_config_is_refused(toy_manifest, tmp_path):

@@ -238,6 +238,8 @@ class OptimConfig:
     schedule: str = "onecycle"  # onecycle, cosine, constant
     label_smoothing: float = 0.0
     grad_clip: float = 5.0
+    # > 0: validate, pick and ship an exponential moving average of the weights (per step)
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _check(0 < self.lr < 1, "optim.lr", "must be in (0, 1)")
@@ -252,6 +254,7 @@ class OptimConfig:
         )
         _check(0 <= self.label_smoothing < 0.5, "optim.label_smoothing", "must be in [0, 0.5)")
         _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0: no clipping)")
+        _check(0 <= self.ema_decay < 1, "optim.ema_decay", "must be in [0, 1) (0: no average)")
 
 
 @dataclass(frozen=True)

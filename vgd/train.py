@@ -7,6 +7,7 @@ there after each epoch and continues from it when started again.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -214,8 +215,9 @@ class Trainer:
             loss_fn,
             SpecAugment(cfg.augment).to(self.device),
             _State.fresh(model),
+            WeightAverage(model, o.ema_decay) if o.ema_decay > 0 else None,
         )
-        resumed = self._resume(session.state, model, optimizer, scheduler, scaler)
+        resumed = self._resume(session.state, model, optimizer, scheduler, scaler, session.ema)
         log.info(
             "training %d parameters on %s (%s), %d crops an epoch, %d val clips%s",
             count_parameters(model),
@@ -229,7 +231,7 @@ class Trainer:
         return session
 
     def _train_epoch(
-        self, model, batches, epoch, optimizer, scheduler, scaler, loss_fn, spec_augment
+        self, model, batches, epoch, optimizer, scheduler, scaler, loss_fn, spec_augment, ema=None
     ):
         model.train()
         # The loss is summed on the device and read once an epoch: no sync per step.
@@ -246,6 +248,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.optim.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update(model)
             if scheduler.last_epoch < scheduler_total(scheduler):
                 scheduler.step()
             total += loss.detach() * label.shape[0]
@@ -308,7 +312,7 @@ class Trainer:
     def _state_path(self) -> Path | None:
         return self.state_dir / STATE_FILE if self.state_dir else None
 
-    def _save_state(self, state, model, optimizer, scheduler, scaler) -> None:
+    def _save_state(self, state, model, optimizer, scheduler, scaler, ema=None) -> None:
         path = self._state_path()
         if path is None:
             return
@@ -320,12 +324,13 @@ class Trainer:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
                 **state.to_dict(),
             },
             path,
         )
 
-    def _resume(self, state, model, optimizer, scheduler, scaler) -> bool:
+    def _resume(self, state, model, optimizer, scheduler, scaler, ema=None) -> bool:
         path = self._state_path()
         if path is None or not path.exists():
             return False
@@ -339,6 +344,8 @@ class Trainer:
         optimizer.load_state_dict(data["optimizer"])
         scheduler.load_state_dict(data["scheduler"])
         scaler.load_state_dict(data["scaler"])
+        if ema is not None:
+            ema.load_state_dict(data["ema"])
         state.load(data)
         return True
 
@@ -357,7 +364,13 @@ class Session:
     loss_fn: torch.nn.Module
     spec_augment: SpecAugment
     state: _State
+    ema: WeightAverage | None = None
     started: float = 0.0
+
+    @property
+    def judged(self) -> VoiceGenderNet:
+        """The weights validated and kept: the moving average when there is one."""
+        return self.ema.model if self.ema is not None else self.model
 
     @property
     def done(self) -> bool:
@@ -378,6 +391,7 @@ class Session:
             self.scaler,
             self.loss_fn,
             self.spec_augment,
+            self.ema,
         )
         metrics = {
             "epoch": epoch,
@@ -385,14 +399,14 @@ class Session:
             "lr": self.optimizer.param_groups[0]["lr"],
             "clips_per_s": rate,
         }
-        metrics.update(t._validate(self.model, self.data))
+        metrics.update(t._validate(self.judged, self.data))
         metrics["epoch_seconds"] = time.perf_counter() - t0
-        state.record(metrics, self.model, cfg.optim.patience)
+        state.record(metrics, self.judged, cfg.optim.patience)
         metrics.update(best_so_far(state.best_metrics))
         metrics["best_epoch"] = state.best_epoch
         metrics["early_stopped"] = state.stopped
         state.seconds = time.perf_counter() - self.started
-        t._save_state(state, self.model, self.optimizer, self.scheduler, self.scaler)
+        t._save_state(state, self.model, self.optimizer, self.scheduler, self.scaler, self.ema)
         t._report(metrics, state)
         for callback in t.callbacks:
             callback(metrics)
@@ -514,6 +528,39 @@ class _State:
     def load(self, data: dict[str, Any]) -> None:
         for key in self.to_dict():
             setattr(self, key, data[key])
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights and buffers, updated every step.
+
+    Averaging the last few hundred steps takes out much of the step-to-step noise that makes
+    the scores of neighbouring epochs differ. The decay warms up as (1 + n) / (10 + n), so the
+    average is not dominated by the initial weights.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = copy.deepcopy(model)
+        self.model.requires_grad_(False)
+        self.decay = decay
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        """Move the average towards ``model``'s current weights."""
+        self.steps += 1
+        keep = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if mine.is_floating_point():
+                mine.lerp_(theirs.to(mine.dtype), 1.0 - keep)
+            else:
+                mine.copy_(theirs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": self.model.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        self.model.load_state_dict(data["weights"])
+        self.steps = data["steps"]
 
 
 def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
