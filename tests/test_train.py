@@ -10,8 +10,8 @@ import torch
 
 from conftest import toy_config, toy_run, voice, write_toy_corpus
 from vgd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vgd.config import ConfigError, RunConfig, apply_overrides
-from vgd.train import WeightAverage, save_outputs, train
+from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides
+from vgd.train import WeightAverage, _State, save_outputs, train
 
 
 def test_learns_pitch_separated_toy_voices(tmp_path):
@@ -110,6 +110,24 @@ def test_resume_with_a_different_config_is_refused(toy_manifest, tmp_path):
         train(
             apply_overrides(cfg, {"optim.lr": 1e-4}), run, state_dir=tmp_path / "s", progress=False
         )
+
+
+@pytest.mark.parametrize("select, kept", [("best", 1), ("last", 2)])
+def test_select_keeps_the_best_or_the_last_epoch(select, kept):
+    model, state = torch.nn.Linear(1, 1), None
+    for epoch, score in ((1, 0.9), (2, 0.8)):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        metrics = {"epoch": epoch, "val_balanced_accuracy": score, "val_loss": 1.0 - score}
+        state = state or _State.fresh(model)
+        state.record(metrics, model, patience=0, select=select)
+    assert state.best_epoch == kept and float(state.best_state["weight"]) == float(kept)
+    assert [h["epoch"] for h in state.history] == [1, 2]
+
+
+def test_select_last_refuses_early_stopping():
+    with pytest.raises(ConfigError, match=r"optim\.patience"):
+        apply_overrides(TrainConfig(), {"optim.select": "last", "optim.patience": 3})
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(toy_manifest, tmp_path):

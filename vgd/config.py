@@ -240,6 +240,8 @@ class OptimConfig:
     grad_clip: float = 5.0
     # > 0: validate, pick and ship an exponential moving average of the weights (per step)
     ema_decay: float = 0.0
+    # which epoch's weights a run keeps: best (on validation) or last (validation only reported)
+    select: str = "best"
 
     def __post_init__(self) -> None:
         _check(0 < self.lr < 1, "optim.lr", "must be in (0, 1)")
@@ -255,6 +257,16 @@ class OptimConfig:
         _check(0 <= self.label_smoothing < 0.5, "optim.label_smoothing", "must be in [0, 0.5)")
         _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0: no clipping)")
         _check(0 <= self.ema_decay < 1, "optim.ema_decay", "must be in [0, 1) (0: no average)")
+        _check(
+            self.select in ("best", "last"),
+            "optim.select",
+            f"must be best or last, not {self.select!r}",
+        )
+        _check(
+            self.select == "best" or self.patience == 0,
+            "optim.patience",
+            "must be 0 with optim.select=last (nothing to stop early for)",
+        )
 
 
 @dataclass(frozen=True)

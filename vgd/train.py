@@ -401,7 +401,7 @@ class Session:
         }
         metrics.update(t._validate(self.judged, self.data))
         metrics["epoch_seconds"] = time.perf_counter() - t0
-        state.record(metrics, self.judged, cfg.optim.patience)
+        state.record(metrics, self.judged, cfg.optim.patience, cfg.optim.select)
         metrics.update(best_so_far(state.best_metrics))
         metrics["best_epoch"] = state.best_epoch
         metrics["early_stopped"] = state.stopped
@@ -495,15 +495,17 @@ class _State:
     def fresh(cls, model: torch.nn.Module) -> _State:
         return cls(best_state=_cpu_copy(model))
 
-    def record(self, metrics: dict[str, Any], model: torch.nn.Module, patience: int) -> None:
+    def record(
+        self, metrics: dict[str, Any], model: torch.nn.Module, patience: int, select: str = "best"
+    ) -> None:
         """Append an epoch; keep the best weights; decide on early stopping."""
         self.epoch = metrics["epoch"]
         self.history.append(metrics)
-        # Without validation the last epoch is the model; with it, the best balanced accuracy
-        # wins, validation loss breaking ties so a plateau at 1.0 still selects sensibly.
-        score = (
-            selection_score(metrics) if "val_balanced_accuracy" in metrics else float(self.epoch)
-        )
+        # Without validation (or with select=last) the last epoch is the model; with it, the best
+        # balanced accuracy wins, validation loss breaking ties so a plateau at 1.0 still selects
+        # sensibly.
+        judged = select == "best" and "val_balanced_accuracy" in metrics
+        score = selection_score(metrics) if judged else float(self.epoch)
         if score > self.best_score:
             self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch, 0
             self.best_metrics = dict(metrics)
