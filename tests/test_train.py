@@ -11,6 +11,7 @@ import torch
 from conftest import toy_config, toy_run, voice, write_toy_corpus
 from vgd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides
+from vgd.device import resolve_memory_format
 from vgd.train import WeightAverage, _State, save_outputs, train
 
 
@@ -98,6 +99,30 @@ def test_training_with_a_weight_average_resumes_to_the_same_weights(toy_manifest
     assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k])
+
+
+def test_memory_format_auto_is_channels_last_on_the_cpu_only():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_memory_format("auto", cpu) == torch.channels_last
+    assert resolve_memory_format("auto", cuda) == torch.contiguous_format
+    assert resolve_memory_format("contiguous", cpu) == torch.contiguous_format
+    with pytest.raises(ConfigError, match="memory_format"):
+        RunConfig(memory_format="nhwc")
+
+
+def test_both_layouts_train_and_save_the_default_layout(toy_manifest, tmp_path):
+    cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2})
+    results = {}
+    for layout in ("channels_last", "contiguous"):
+        run = dataclasses.replace(toy_run(toy_manifest, tmp_path), memory_format=layout)
+        results[layout] = train(cfg, run, progress=False)
+        out = save_outputs(results[layout], tmp_path / layout)
+        saved = torch.load(out["model"], weights_only=True)["state_dict"]
+        assert all(v.is_contiguous() for v in saved.values())
+    # the layout is applied: it changes the arithmetic's order (and dropout's draws), so the
+    # same recipe's losses differ (test_learns_... shows the CPU's default layout learns)
+    last, plain = (results[k].history for k in ("channels_last", "contiguous"))
+    assert [h["train_loss"] for h in last] != [h["train_loss"] for h in plain]
 
 
 def test_resume_with_a_different_config_is_refused(toy_manifest, tmp_path):

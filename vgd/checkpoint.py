@@ -79,7 +79,8 @@ def save_checkpoint(
 
     The spec is the recipe's with the model's fitted calibration temperature.
     """
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # in the default layout, whatever the training used: the file does not depend on it
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     spec = dataclasses.replace(recipe.spec, temperature=float(model.temperature))
     return torch_save(
         {

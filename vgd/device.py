@@ -34,3 +34,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
         return contextlib.nullcontext()
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def resolve_memory_format(name: str, device: torch.device) -> torch.memory_format:
+    """``auto`` → channels-last on the CPU (oneDNN's convolutions and pooling ran about 1.35x
+    faster in training here), the default layout elsewhere (not measured)."""
+    if name == "auto":
+        name = "channels_last" if device.type == "cpu" else "contiguous"
+    return torch.channels_last if name == "channels_last" else torch.contiguous_format

@@ -25,7 +25,7 @@ from vgd.calibration import calibrate
 from vgd.checkpoint import build_model, save_checkpoint, torch_load, torch_save
 from vgd.config import AudioConfig, ConfigError, RunConfig, TrainConfig, save_config, to_dict
 from vgd.dataset import IGNORE, class_weights, make_reader
-from vgd.device import autocast, resolve_device, resolve_precision
+from vgd.device import autocast, resolve_device, resolve_memory_format, resolve_precision
 from vgd.evaluate import compute_metrics, pooled_loss, score_clips
 from vgd.features import SpecAugment
 from vgd.inference import Reader
@@ -169,6 +169,7 @@ class Trainer:
         self.callbacks: list[Callback] = []
         self.device = resolve_device(run.device)
         self.precision = resolve_precision(run.precision, self.device)
+        self.memory_format = resolve_memory_format(run.memory_format, self.device)
 
     def add_callback(self, callback: Callback) -> None:
         """Call ``callback(metrics)`` after every epoch."""
@@ -190,6 +191,7 @@ class Trainer:
         data = _data(cfg, self.run, self.clips, self.device, self.reader)
         self.unreadable += data.unreadable
         model = build_model(cfg.spec).to(self.device)
+        model.cnn.to(memory_format=self.memory_format)
         if self.init_state is not None:
             model.load_state_dict(self.init_state)
         optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
@@ -239,7 +241,9 @@ class Trainer:
         n, t0 = 0, time.perf_counter()
         for wave, label in batches.epoch(epoch):
             with autocast(self.device, self.precision):
-                feats = spec_augment(model.frontend(wave))
+                feats = spec_augment(model.frontend(wave)).contiguous(
+                    memory_format=self.memory_format
+                )
                 loss = loss_fn(model.cnn(feats).float(), label)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -566,7 +570,8 @@ class WeightAverage:
 
 
 def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    # in the default layout whatever the training's: a checkpoint does not depend on it
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
 def train(
