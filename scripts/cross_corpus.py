@@ -83,7 +83,8 @@ def run_split(
     while not session.done:
         epoch = session.step()["epoch"]
         if epoch in score_epochs:
-            weights[epoch] = {k: v.detach().clone() for k, v in session.model.state_dict().items()}
+            judged = session.judged.state_dict()  # the weight average, when the recipe keeps one
+            weights[epoch] = {k: v.detach().clone() for k, v in judged.items()}
     result = session.finish()
     test = [c for c in clips if c.split == "test"]
     weights[result.best_epoch] = {k: v.clone() for k, v in result.model.state_dict().items()}

@@ -375,6 +375,30 @@ def test_scoring_other_epochs_leaves_the_run_as_it_was(two_corpora, tmp_path):
         assert set(scores) == {"deep", "macro"} and 0.0 <= scores["deep"] <= 1.0
 
 
+def test_the_epochs_scored_are_the_weight_average_when_there_is_one(
+    two_corpora, tmp_path, monkeypatch
+):
+    script = load_script("cross_corpus")
+    averaged = {"optim.epochs": 3, "optim.ema_decay": 0.5, "optim.schedule": "constant"}
+    config = toy_config(two_corpora[0], tmp_path, **averaged, **{"optim.lr": 0.05})
+    fold = leave_corpus_out(read_manifests(two_corpora), "deep", 0.3, 1)
+    run = RunConfig("", "cpu", cache_dir="")
+    scored = {}
+
+    def keep(result, weights, test):
+        scored.update(weights)
+        return {}
+
+    monkeypatch.setattr(script, "epoch_scores", keep)
+    row = script.run_split(config, run, fold, (2,))
+    assert row["best_epoch"] != 2  # epoch 2's weights come from the snapshot, not the result
+    # the average after epoch 2 is what a 2-epoch run that keeps its last epoch ships
+    two = apply_overrides(config, {"optim.epochs": 2, "optim.select": "last"})
+    shipped = script.Trainer(two, run, fold, progress=False).fit().model.state_dict()
+    for k, v in shipped.items():
+        assert torch.equal(scored[2][k].cpu(), v.cpu()), k
+
+
 def test_epoch_rules_compare_the_validation_pick_with_fixed_epochs():
     script = load_script("cross_corpus")
 
