@@ -37,16 +37,21 @@ class Interrupt(Exception):
     pass
 
 
-def test_interrupted_training_resumes_to_the_same_result(toy_manifest, tmp_path):
-    cfg, run = toy_config(toy_manifest, tmp_path), toy_run(toy_manifest, tmp_path)
-    full = train(cfg, run, progress=False)
+def interrupt_after(epoch: int, cfg, run, state_dir: Path) -> None:
+    """Train with saved state until ``epoch`` ends, then stop as a killed run would."""
 
-    def stop_after_two(metrics):
-        if metrics["epoch"] == 2:
+    def stop(metrics):
+        if metrics["epoch"] == epoch:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(cfg, run, callbacks=[stop_after_two], state_dir=tmp_path / "state", progress=False)
+        train(cfg, run, callbacks=[stop], state_dir=state_dir, progress=False)
+
+
+def test_interrupted_training_resumes_to_the_same_result(toy_manifest, tmp_path):
+    cfg, run = toy_config(toy_manifest, tmp_path), toy_run(toy_manifest, tmp_path)
+    full = train(cfg, run, progress=False)
+    interrupt_after(2, cfg, run, tmp_path / "state")
     seen = []
     # Run settings may change between the two runs: no cache, another worker count.
     moved = RunConfig(manifest=str(toy_manifest), num_workers=1, device="cpu")
@@ -88,13 +93,7 @@ def test_training_with_a_weight_average_resumes_to_the_same_weights(toy_manifest
     cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 3, "optim.ema_decay": 0.9})
     run = toy_run(toy_manifest, tmp_path)
     full = train(cfg, run, progress=False)
-
-    def stop_after_one(metrics):
-        if metrics["epoch"] == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(cfg, run, callbacks=[stop_after_one], state_dir=tmp_path / "state", progress=False)
+    interrupt_after(1, cfg, run, tmp_path / "state")
     resumed = train(cfg, run, state_dir=tmp_path / "state", progress=False)
     assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
     for k, v in full.model.state_dict().items():
