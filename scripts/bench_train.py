@@ -174,7 +174,7 @@ class Step:
 
     def __call__(self, wave: torch.Tensor, label: torch.Tensor) -> None:
         with autocast(self.device, self.precision):
-            feats = self.spec_augment(self.model.frontend(wave))
+            feats = self.spec_augment.features(self.model.frontend, wave)
             loss = torch.nn.functional.cross_entropy(self.model.cnn(feats).float(), label)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -190,7 +190,7 @@ def make_step(config: TrainConfig, device: torch.device, precision: str) -> Step
     o = config.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    spec_augment = SpecAugment(config.augment).to(device)
+    spec_augment = SpecAugment(config.augment, config.audio.sample_rate).to(device)
     return Step(model, spec_augment, optimizer, scaler, device, precision, o.grad_clip)
 
 

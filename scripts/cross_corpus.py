@@ -622,6 +622,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--memory-format",
+        default="contiguous",
+        choices=("contiguous", "channels_last", "auto"),
+        help="tensor layout in training (RunConfig.memory_format)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
     p.add_argument("--cache-dir", default="cache/audio", help="decoded-audio cache ('': none)")
     return p.parse_args(argv)
@@ -649,7 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_loco and args.no_pooled:
         return 0  # the pooled manifest was all that was asked for
     threads = args.threads or (max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else 0)
-    run = RunConfig("", args.device, threads=threads, cache_dir=args.cache_dir)
+    run = RunConfig(
+        "", args.device, threads=threads, cache_dir=args.cache_dir, memory_format=args.memory_format
+    )
     report: dict[str, Any] = {
         "command": " ".join(["python scripts/cross_corpus.py", *(argv or sys.argv[1:])]),
         "corpora": corpora_of(clips),
@@ -658,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         "folds": args.folds,
         "balance": args.balance,
         "device": args.device,
+        "memory_format": args.memory_format,
         "configs": {name: to_dict(c) for name, c in recipes.items()},
         "runs": [],
     }

@@ -64,10 +64,10 @@ def test_wider_means_more_parameters():
 def test_specaugment_masks_bands_and_frames():
     x = torch.ones(8, 1, 64, 200)
     y = SpecAugment(
-        AugmentConfig(freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=30)
+        AugmentConfig(freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=30), 16000
     )(x)
     assert y.shape == x.shape and (y == 0).any() and (y == 1).any()
-    assert torch.equal(SpecAugment(AugmentConfig(freq_masks=0, time_masks=0))(x), x)
+    assert torch.equal(SpecAugment(AugmentConfig(freq_masks=0, time_masks=0), 16000)(x), x)
 
 
 def test_overfits_one_batch():

@@ -130,6 +130,10 @@ class AugmentConfig:
     telephone_prob: float = 0.0  # share of crops through an 8 kHz, 300-3400 Hz channel
     codec_prob: float = 0.0  # share of crops through one of ``codecs``
     codecs: str = "mulaw"  # "+"-joined choices of mulaw, ogg, mp3 (a string: searchable)
+    # The pitch's harmonics moved by a factor in ±pitch_pct percent, the formants kept
+    # (vgd.features.PitchShift), on a pitch_prob share of crops.
+    pitch_pct: float = 0.0
+    pitch_prob: float = 0.5
 
     def __post_init__(self) -> None:
         _check(self.gain_db >= 0, "augment.gain_db", "must be >= 0")
@@ -145,6 +149,8 @@ class AugmentConfig:
     def _check_conditions(self) -> None:
         """Validate the recording-condition fields."""
         _check(0 <= self.speed_pct <= 20, "augment.speed_pct", "must be in [0, 20] percent")
+        _check(0 <= self.pitch_pct <= 40, "augment.pitch_pct", "must be in [0, 40] percent")
+        _check(0 <= self.pitch_prob <= 1, "augment.pitch_prob", "must be in [0, 1]")
         for name in ("reverb_prob", "telephone_prob", "codec_prob"):
             _check(0 <= getattr(self, name) <= 1, f"augment.{name}", "must be in [0, 1]")
         lo, hi = self.reverb_rt60_s
@@ -159,6 +165,11 @@ class AugmentConfig:
             "augment.codecs",
             f"must be distinct {'/'.join(self.CODECS)} joined by '+', not {self.codecs!r}",
         )
+
+    @property
+    def pitch_active(self) -> bool:
+        """Whether training shifts any crop's pitch."""
+        return self.pitch_pct > 0 and self.pitch_prob > 0
 
     @property
     def codec_names(self) -> tuple[str, ...]:

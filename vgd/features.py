@@ -33,10 +33,14 @@ class LogMel(nn.Module):
             power=2.0,
         )
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, spectral: nn.Module | None = None) -> torch.Tensor:
+        """``spectral``: a change to the (B, K, F) power spectra before the mel bands (training)."""
         # The STFT and the log need fp32 even when the CNN runs under autocast.
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            x = torch.log(self.mel(wave.float()) + LOG_EPS)  # (B, M, F)
+            power = self.mel.spectrogram(wave.float())  # (B, K, F)
+            if spectral is not None:
+                power = spectral(power)
+            x = torch.log(self.mel.mel_scale(power) + LOG_EPS)  # (B, M, F)
             x = normalize(x, self.config.normalize)
         return x.unsqueeze(1)  # (B, 1, M, F)
 
@@ -55,10 +59,12 @@ def normalize(x: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 class SpecAugment(nn.Module):
-    """Frequency and time masks on (B, 1, M, F) features, each example masked independently."""
+    """Frequency and time masks on (B, 1, M, F) features, each example masked independently,
+    and, when the config asks, the pitch shift on the spectra they come from."""
 
-    def __init__(self, config: AugmentConfig):
+    def __init__(self, config: AugmentConfig, sample_rate: int):
         super().__init__()
+        self.pitch = PitchShift(config, sample_rate) if config.pitch_active else None
         masks: list[nn.Module] = []
         if config.freq_mask_width > 0:
             masks += [
@@ -73,3 +79,54 @@ class SpecAugment(nn.Module):
         for mask in self.masks:
             x = mask(x)
         return x
+
+    def features(self, frontend: LogMel, wave: torch.Tensor) -> torch.Tensor:
+        """Training features of (B, T) waves: pitch shifted in the spectra, then masked."""
+        return self(frontend(wave, spectral=self.pitch))
+
+
+ENVELOPE_QUEFRENCY_S = 0.002  # below a 500 Hz voice's period: the spectral envelope, not its pitch
+
+
+class PitchShift(nn.Module):
+    """The harmonics of (B, K, F) power spectra stretched by a random factor, their envelope kept.
+
+    A source-filter split by cepstral liftering: the smooth envelope (the vocal tract's formants)
+    stays where it is and the fine structure (the pitch's harmonics) moves. It makes voices whose
+    pitch is typical of the other gender, which read speech has few of: the errors that were
+    left were women with low voices and men with high ones.
+    """
+
+    def __init__(self, config: AugmentConfig, sample_rate: int):
+        super().__init__()
+        self.pct, self.prob = config.pitch_pct, config.pitch_prob
+        self.lifter = max(1, round(ENVELOPE_QUEFRENCY_S * sample_rate))
+
+    def forward(self, power: torch.Tensor) -> torch.Tensor:
+        rows = power.shape[0]
+        u = torch.rand(rows, device=power.device)
+        shifted = torch.rand(rows, device=power.device) < self.prob
+        factor = torch.where(shifted, 1 + self.pct / 100 * (2 * u - 1), torch.ones_like(u))
+        out = shift_harmonics(power, factor, self.lifter)
+        return torch.where(shifted[:, None, None], out, power)
+
+
+def shift_harmonics(power: torch.Tensor, factor: torch.Tensor, lifter: int) -> torch.Tensor:
+    """(B, K, F) power spectra with each row's harmonics at ``factor`` (B,) times their frequency
+    and the envelope below quefrency ``lifter`` (samples) unchanged."""
+    log = torch.log(power + LOG_EPS)
+    cepstrum = torch.fft.irfft(log, dim=1)  # (B, 2(K - 1), F), real and even
+    n = cepstrum.shape[1]
+    q = torch.arange(n, device=power.device)
+    low = ((q < lifter) | (q > n - lifter)).to(log.dtype)[:, None]
+    envelope = torch.fft.rfft(cepstrum * low, dim=1).real
+    fine = log - envelope
+    k = power.shape[1]
+    bins = torch.arange(k, device=power.device, dtype=log.dtype)
+    source = (bins[None, :] / factor[:, None].to(log.dtype)).clamp(max=k - 1)  # (B, K)
+    below = source.floor().long()
+    above = (below + 1).clamp(max=k - 1)
+    w = (source - below)[:, :, None]
+    idx = below[:, :, None].expand_as(fine)
+    warped = fine.gather(1, idx) * (1 - w) + fine.gather(1, above[:, :, None].expand_as(fine)) * w
+    return (torch.exp(envelope + warped) - LOG_EPS).clamp(min=0)

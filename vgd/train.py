@@ -215,7 +215,7 @@ class Trainer:
             scheduler,
             scaler,
             loss_fn,
-            SpecAugment(cfg.augment).to(self.device),
+            SpecAugment(cfg.augment, cfg.audio.sample_rate).to(self.device),
             _State.fresh(model),
             WeightAverage(model, o.ema_decay) if o.ema_decay > 0 else None,
         )
@@ -241,7 +241,7 @@ class Trainer:
         n, t0 = 0, time.perf_counter()
         for wave, label in batches.epoch(epoch):
             with autocast(self.device, self.precision):
-                feats = spec_augment(model.frontend(wave)).contiguous(
+                feats = spec_augment.features(model.frontend, wave).contiguous(
                     memory_format=self.memory_format
                 )
                 loss = loss_fn(model.cnn(feats).float(), label)
