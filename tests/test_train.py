@@ -12,7 +12,7 @@ from conftest import toy_config, toy_run, voice, write_toy_corpus
 from vgd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides
 from vgd.device import resolve_memory_format
-from vgd.train import WeightAverage, _State, save_outputs, train
+from vgd.train import WeightAverage, _scheduler, _State, save_outputs, train
 
 
 def test_learns_pitch_separated_toy_voices(tmp_path):
@@ -285,3 +285,19 @@ def test_a_format_1_checkpoint_still_loads_and_gives_the_same_outputs():
     with torch.inference_mode():
         logits = loaded.model(waves)
     assert torch.allclose(logits, torch.tensor(expected["logits"]), atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 6, 10])
+def test_the_one_cycle_schedule_runs_its_whole_length_however_short(steps):
+    # 5 steps made OneCycleLR's warm-up exactly one step long, and it divided by zero.
+    config = apply_overrides(TrainConfig(), {"optim.epochs": 1, "optim.schedule": "onecycle"})
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = _scheduler(config, optimizer, steps)
+    lrs = []
+    for _ in range(steps - 1):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert all(lr > 0 for lr in lrs)
+    if steps >= 5:
+        assert max(lrs) > 0.5 * config.optim.lr  # it warms up towards its peak

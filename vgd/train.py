@@ -135,8 +135,10 @@ def _scheduler(
     o = config.optim
     total = o.epochs * steps_per_epoch
     if o.schedule == "onecycle":
+        # A warm-up of exactly one step has zero length in OneCycleLR, which divides by it.
+        pct_start = 2 / total if abs(0.2 * total - 1) < 1e-9 else 0.2
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=o.lr, total_steps=total, pct_start=0.2
+            optimizer, max_lr=o.lr, total_steps=total, pct_start=pct_start
         )
     if o.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
@@ -555,7 +557,8 @@ class WeightAverage:
         """Move the average towards ``model``'s current weights."""
         self.steps += 1
         keep = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values()):
+        pairs = zip(self.model.state_dict().values(), model.state_dict().values(), strict=True)
+        for mine, theirs in pairs:
             if mine.is_floating_point():
                 mine.lerp_(theirs.to(mine.dtype), 1.0 - keep)
             else:
