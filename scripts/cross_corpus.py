@@ -48,6 +48,7 @@ from search.space import load_space
 from vgd.calibration import window_logits
 from vgd.checkpoint import LoadedModel
 from vgd.config import (
+    MEMORY_FORMATS,
     RunConfig,
     TrainConfig,
     apply_overrides,
@@ -625,7 +626,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--memory-format",
         default="contiguous",
-        choices=("contiguous", "channels_last", "auto"),
+        choices=MEMORY_FORMATS,
         help="tensor layout in training (RunConfig.memory_format)",
     )
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")

@@ -198,13 +198,21 @@ def paired_summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def fit_final(config: TrainConfig, clips, epochs: int, temperature: float, threads: int):
+def fit_final(
+    config: TrainConfig,
+    clips,
+    epochs: int,
+    temperature: float,
+    threads: int,
+    memory_format: str = "contiguous",
+):
     """The recipe on every clip for ``epochs``, at ``temperature``."""
     final = without_validation(config, epochs)
-    run = RunConfig("", "cpu", threads=threads)
+    run = RunConfig("", "cpu", threads=threads, memory_format=memory_format)
     result = Trainer(final, run, [c.with_split("train") for c in clips], progress=False).fit()
     result.model.temperature = temperature
-    print(f"final model: {epochs} epochs on every speaker in {result.seconds:.0f} s", flush=True)
+    took = f"{result.seconds:.0f} s"
+    print(f"final model: {epochs} epochs on every speaker ({memory_format}) in {took}", flush=True)
     return final, result.model
 
 
@@ -240,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     # Fresh objects as from JSON: pickle shares repeated objects, so the checkpoint's bytes
     # must not depend on where the values came from.
     metrics = json.loads(json.dumps(metrics))
-    final, model = fit_final(config, clips, metrics["epochs"], metrics["temperature"], args.threads)
+    layout = report.get("memory_format", "contiguous")  # trained as the comparison measured
+    final, model = fit_final(
+        config, clips, metrics["epochs"], metrics["temperature"], args.threads, layout
+    )
     path = save_checkpoint(args.model_dir / "model.pt", model, final, metrics)
     save_config(config, args.model_dir / "recipe.yaml")
     atomic_write_json(args.model_dir / "metrics.json", metrics)

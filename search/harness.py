@@ -91,7 +91,11 @@ def prepare_data(base: TrainConfig, cfg: SearchConfig) -> PreparedData:
     report = PrefillReport(seconds=time.perf_counter() - start)
     manifest = write_manifest(usable, cfg.out_dir / "data" / "manifest.csv")
     # The device and the torch threads are each trial's: they follow what Ray gave it.
-    run = RunConfig(manifest=str(manifest), cache_dir="" if audio else cache_dir)
+    run = RunConfig(
+        manifest=str(manifest),
+        cache_dir="" if audio else cache_dir,
+        memory_format=cfg.memory_format,
+    )
     return PreparedData(run, report, unreadable, audio)
 
 

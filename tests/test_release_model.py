@@ -72,7 +72,7 @@ def test_risk_coverage_answers_fewer_clips_more_accurately():
 
 
 @pytest.mark.slow
-def test_compare_then_release_writes_the_same_model_twice(tmp_path):
+def test_compare_then_release_writes_the_same_model_twice(tmp_path, capsys):
     root = tmp_path / "corpora"
     manifests = [write_corpus(root / "wide", 10, 1, 0.0), write_corpus(root / "deep", 10, 3, 15.0)]
     pool = tmp_path / "pool.csv"
@@ -86,6 +86,7 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path):
     run += [f"--recipe=default={tmp_path / 'default.yaml'}"]
     run += [f"--recipe=pick={tmp_path / 'pick.yaml'}"]
     run += ["--folds=3", "--seeds", "1", "--jobs=2", f"--write-manifest={pool}"]
+    run += ["--memory-format=channels_last"]
     done = subprocess.run(run, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "paired by fold (3 pooled folds): pick − default" in done.stdout
@@ -103,6 +104,7 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path):
         argv = [f"--manifest={pool}", f"--compare={out / 'results.json'}"]
         shipped = model_dir / "shipped.json"
         assert script.main([*argv, f"--model-dir={model_dir}", f"--shipped={shipped}"]) == 0
+        assert "every speaker (channels_last)" in capsys.readouterr().out  # as compared
         digests.append(hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest())
         assert json.loads(shipped.read_text())["model.pt"] == digests[-1]
     assert digests[0] == digests[1]

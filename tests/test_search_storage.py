@@ -87,3 +87,21 @@ def test_a_search_with_file_uri_storage_brings_every_result_to_the_driver(tmp_pa
     assert (
         f"file://{bucket}/tune: a search named 'smoke' is already here" in capsys.readouterr().err
     )
+
+
+def test_the_search_trains_its_trials_in_the_layout_it_is_given(tmp_path):
+    from search.harness import base_config, prepare_data
+    from vgd.params import SearchConfig
+
+    corpus = write_toy_corpus(tmp_path / "corpus", speakers=12, utterances=1)
+    cfg = SearchConfig(
+        manifest=str(corpus),
+        results_dir=str(tmp_path / "results"),
+        cache_dir="",
+        trial_data="paths",
+        memory_format="channels_last",
+    )
+    _, base = base_config(cfg, cfg.space)
+    assert prepare_data(base, cfg).run.memory_format == "channels_last"
+    with pytest.raises(ConfigError, match="search.memory_format"):
+        SearchConfig(memory_format="nhwc")

@@ -339,6 +339,9 @@ class TrainConfig:
         return ModelSpec(self.data.labels, self.audio, self.features, self.model, self.window)
 
 
+MEMORY_FORMATS = ("contiguous", "channels_last", "auto")  # RunConfig.memory_format's choices
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Where and how a run executes; never stored in a checkpoint or a best_config.yaml."""
@@ -391,7 +394,7 @@ class RunConfig:
         )
         _check(self.threads >= 0, "threads", "must be >= 0")
         _check(
-            self.memory_format in ("auto", "channels_last", "contiguous"),
+            self.memory_format in MEMORY_FORMATS,
             "memory_format",
             f"must be auto, channels_last or contiguous, not {self.memory_format!r}",
         )
