@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import yaml
 
+import vgd
 from search.space import load_space
 from vgd.calibration import window_logits
 from vgd.checkpoint import LoadedModel
@@ -200,8 +201,8 @@ def measure(
 
 def earlier_runs(args: argparse.Namespace, report: dict, keys: set[tuple]) -> list[dict]:
     """The runs an interrupted command already finished, from its results.json in ``--out``:
-    those of this command's folds whose recipe has the same configuration (``--overwrite``:
-    none)."""
+    those of this command's folds whose recipe has the same configuration, trained by the same
+    code in the same layout (``--overwrite``: none)."""
     path = args.out / "results.json"
     if args.overwrite or not path.is_file():
         return []
@@ -211,7 +212,9 @@ def earlier_runs(args: argparse.Namespace, report: dict, keys: set[tuple]) -> li
         return []
     configs = json.loads(json.dumps(report["configs"]))  # tuples read back as lists
     same_pool = (
-        before.get("clips_sha1") == report["clips_sha1"] and before.get("folds") == args.folds
+        before.get("clips_sha1") == report["clips_sha1"]
+        and before.get("folds") == args.folds
+        and all(before.get(k) == report.get(k) for k in SAME_TRAINING)
     )
     return [
         r
@@ -221,6 +224,19 @@ def earlier_runs(args: argparse.Namespace, report: dict, keys: set[tuple]) -> li
         and _key(r, r["recipe"]) in keys
         and set(map(str, args.score_epochs)) <= set(r.get("at_epoch", {}))
     ]
+
+
+SAME_TRAINING = ("code", "memory_format")  # what a resumed run must share with the first
+
+
+def code_version() -> str:
+    """sha1 of vgd's modules and this script: a run's numbers depend on both."""
+    package = Path(vgd.__file__).resolve().parent
+    h = hashlib.sha1()
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.relative_to(package).as_posix().encode() + f.read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
 
 
 def clips_digest(clips: list[Clip]) -> str:
@@ -663,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python scripts/cross_corpus.py", *(argv or sys.argv[1:])]),
         "corpora": corpora_of(clips),
         "clips_sha1": clips_digest(clips),
+        "code": code_version(),
         "seeds": args.seeds,
         "folds": args.folds,
         "balance": args.balance,

@@ -328,7 +328,7 @@ def test_an_interrupted_comparison_resumes_with_the_runs_it_finished(monkeypatch
     def report():
         configs = {n: script.to_dict(c) for n, c in recipes.items()}
         digest = script.clips_digest(clips)
-        return {"runs": [], "configs": configs, "clips_sha1": digest, "folds": 3}
+        return {"runs": [], "configs": configs, "clips_sha1": digest, "folds": 3, "code": "v1"}
 
     with pytest.raises(KeyboardInterrupt):
         script.measure(recipes, None, clips, args, report())
@@ -358,6 +358,14 @@ def test_an_interrupted_comparison_resumes_with_the_runs_it_finished(monkeypatch
         recipes, None, clips, argparse.Namespace(**{**vars(args), "score_epochs": [2]}), report()
     )
     assert len(trained) == 6
+    # other code, then another layout, trains every run again; the same does not
+    for changed in ({"code": "v2"}, {"code": "v2", "memory_format": "channels_last"}):
+        trained.clear()
+        script.measure(recipes, None, clips, args, report() | changed)
+        assert len(trained) == 6
+    trained.clear()
+    script.measure(recipes, None, clips, args, report() | changed)
+    assert trained == []
 
 
 def test_scoring_other_epochs_leaves_the_run_as_it_was(two_corpora, tmp_path):
@@ -458,3 +466,16 @@ def test_set_trains_every_recipe_on_the_same_schedule(tmp_path):
     }
     assert recipes["pick"].model.width == 8  # the rest of each recipe is its own
     assert all(c.data.balance == "speaker" for c in recipes.values())
+
+
+def test_the_code_version_follows_the_modules_it_hashes(tmp_path, monkeypatch):
+    script = load_script("cross_corpus")
+    package = tmp_path / "vgd"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "train.py").write_text("EPOCHS = 1\n")
+    monkeypatch.setattr(script.vgd, "__file__", str(package / "__init__.py"))
+    first = script.code_version()
+    assert script.code_version() == first
+    (package / "train.py").write_text("EPOCHS = 2\n")
+    assert script.code_version() != first
