@@ -97,7 +97,7 @@ cluster_pids() {
     p=$(cat "$f")
     # A node that died leaves its PID behind, and PIDs come round again (pid_max may be 32768):
     # only a process that still carries this cluster's temp dir is ours to stop.
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "--temp-dir=$dir/" && roots+=("$p")
+    { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF -- "--temp-dir=$dir/" && roots+=("$p")
   done
   [ ${#roots[@]} -gt 0 ] || return 0
   ps -e -o pid=,ppid=,pgid= | awk -v roots="${roots[*]}" '
