@@ -1,0 +1,84 @@
+"""scripts/paired_rounds.py: one recipe of two comparisons, paired by fold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import load_script
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script("paired_rounds")
+
+
+def pooled(recipe: str, seed: int, fold: int, ls: float, so: float) -> dict:
+    per_corpus = {
+        "librispeech": {"balanced_accuracy": ls},
+        "speechocean762": {"balanced_accuracy": so},
+    }
+    return {
+        "recipe": recipe,
+        "kind": "pooled",
+        "seed": seed,
+        "fold": fold,
+        "per_corpus": per_corpus,
+        "macro_balanced_accuracy": (ls + so) / 2,
+    }
+
+
+def loco(recipe: str, seed: int, train: str, test: str, score: float) -> dict:
+    return {
+        "recipe": recipe,
+        "kind": "loco",
+        "seed": seed,
+        "fold": 0,
+        "train": train,
+        "per_corpus": {test: {"balanced_accuracy": score}},
+    }
+
+
+def write(path, runs):
+    path.write_text(json.dumps({"runs": runs}))
+    return path
+
+
+def test_the_later_round_is_paired_with_the_earlier_on_the_folds_both_ran(script, tmp_path, capsys):
+    before = write(
+        tmp_path / "a.json",
+        [
+            pooled("default", 1, 0, 0.75, 0.80),
+            pooled("default", 1, 1, 0.75, 0.90),
+            pooled("default", 1, 2, 0.50, 0.50),  # a fold the later round did not run
+            pooled("pick", 1, 0, 0.10, 0.10),  # another recipe: not paired
+            loco("default", 1, "librispeech", "speechocean762", 0.80),
+            loco("default", 2, "librispeech", "speechocean762", 0.70),
+        ],
+    )
+    after = write(
+        tmp_path / "b.json",
+        [
+            pooled("default", 1, 0, 1.0, 0.80),
+            pooled("default", 1, 1, 0.5, 0.90),
+            loco("default", 1, "librispeech", "speechocean762", 0.90),
+        ],
+    )
+    assert script.main([str(before), str(after), "--names", "r3", "r4"]) == 0
+    out = capsys.readouterr().out
+    assert "paired by fold (2 pooled folds): r4 − r3" in out
+    ls = next(line for line in out.splitlines() if line.startswith("librispeech "))
+    assert ls.split() == ["librispeech", "0.7500", "0.7500", "+0.0000", "0.3536", "1", "1"]
+    so = next(line for line in out.splitlines() if line.startswith("speechocean762 "))
+    assert so.split()[1:4] == ["0.8500", "0.8500", "+0.0000"]
+    direction = next(line for line in out.splitlines() if line.startswith("librispeech → "))
+    assert direction.split()[-4:] == ["0.7500", "(0.7000)", "0.9000", "(0.9000)"]
+
+
+def test_a_recipe_missing_from_a_round_is_a_one_line_error(script, tmp_path, capsys):
+    before = write(tmp_path / "a.json", [pooled("default", 1, 0, 0.9, 0.9)])
+    after = write(tmp_path / "b.json", [pooled("pick", 1, 0, 0.9, 0.9)])
+    assert script.main([str(before), str(after)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"paired_rounds: error: {after}: no runs of recipe 'default'"
