@@ -181,6 +181,12 @@ def measure(
     ]
     order = {_key(meta, name): i for i, (meta, _, name, _) in enumerate(all_runs)}
     done_before = {_key(r, r["recipe"]): r for r in earlier_runs(args, report, set(order))}
+    done_before |= {  # a twin of a resumed run, when the first command named only one of them
+        _key(r, name): {**r, "recipe": name}
+        for r in list(done_before.values())
+        for name, twin in same.items()
+        if twin == r["recipe"] and _key(r, name) not in done_before
+    }
     rows.extend(sorted(done_before.values(), key=lambda r: order[_key(r, r["recipe"])]))
     if done_before:
         print(
@@ -194,9 +200,15 @@ def measure(
         rows.sort(key=lambda r: order[_key(r, r["recipe"])])
         eta = (time.perf_counter() - t0) / done * (total - done)
         print(f"{run_line(trained)} | {done}/{total} ETA {format_duration(eta)}", flush=True)
-        report["table"] = table(rows)
-        report["paired"] = paired_all(rows, list(recipes))
-        atomic_write_json(args.out / "results.json", report)
+        _tabulate(report, list(recipes), args.out)
+    _tabulate(report, list(recipes), args.out)  # also when every run was resumed
+
+
+def _tabulate(report: dict[str, Any], recipes: list[str], out: Path) -> None:
+    """The table and pairs of the runs so far, written: a stopped command loses no run."""
+    report["table"] = table(report["runs"])
+    report["paired"] = paired_all(report["runs"], recipes)
+    atomic_write_json(out / "results.json", report)
 
 
 def earlier_runs(args: argparse.Namespace, report: dict, keys: set[tuple]) -> list[dict]:

@@ -306,6 +306,45 @@ def test_a_pick_equal_to_the_default_is_not_trained_again(monkeypatch, tmp_path)
     assert report["same_as"] == {"pick": "default"}
 
 
+def test_a_comparison_resumed_from_one_recipe_gets_its_twin_and_its_table(monkeypatch, tmp_path):
+    """A finished report of the default alone, resumed as default against an equal pick: nothing
+    is trained, the pick's rows are the default's, and the table is written though no run was."""
+    script = load_script("cross_corpus")
+    base = toy_config(Path("m.csv"), tmp_path)
+    trained: list[int] = []
+
+    def fake_run(config, run, clips, score_epochs=()):
+        trained.append(len(clips))
+        return {"macro_balanced_accuracy": 0.5 + len(trained) / 10, "per_corpus": {}}
+
+    monkeypatch.setattr(script, "run_split", fake_run)
+    monkeypatch.setattr(script, "table", lambda rows: [r["recipe"] for r in rows])
+    monkeypatch.setattr(script, "run_line", lambda row: row["recipe"])
+    clips = clips_of("a", 6, 6, 1) + clips_of("b", 3, 3, 2)
+    args = measure_args(tmp_path)
+
+    def report(recipes):
+        configs = {n: script.to_dict(c) for n, c in recipes.items()}
+        digest = script.clips_digest(clips)
+        return {"runs": [], "configs": configs, "clips_sha1": digest, "folds": 3, "code": "v1"}
+
+    script.measure({"default": base}, None, clips, args, report({"default": base}))
+    assert len(trained) == 3
+    trained.clear()
+    both = {"default": base, "pick": base}
+    resumed = report(both)
+    script.measure(both, None, clips, args, resumed)
+    assert trained == []
+    assert [(r["recipe"], r["fold"]) for r in resumed["runs"]] == [
+        (name, k) for k in range(3) for name in both
+    ]
+    pairs = zip(resumed["runs"][::2], resumed["runs"][1::2], strict=True)
+    assert all(d["macro_balanced_accuracy"] == p["macro_balanced_accuracy"] for d, p in pairs)
+    assert resumed["table"] == ["default", "pick"] * 3
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["table"] == resumed["table"]
+
+
 def test_an_interrupted_comparison_resumes_with_the_runs_it_finished(monkeypatch, tmp_path):
     script = load_script("cross_corpus")
     base = toy_config(Path("m.csv"), tmp_path)
