@@ -1,4 +1,5 @@
-"""The log-mel front end's training-time changes: the pitch shift that keeps the formants."""
+"""The log-mel front end: the smoothing that hides the pitch, and the training-time pitch shift
+that keeps the formants."""
 
 import math
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from vgd.config import AugmentConfig, ConfigError, FeatureConfig
-from vgd.features import LogMel, PitchShift, SpecAugment, shift_harmonics
+from vgd.features import LogMel, PitchShift, SpecAugment, shift_harmonics, smooth_frequency
 
 SR = 16000
 LIFTER = 32  # 2 ms at 16 kHz, as PitchShift uses
@@ -89,3 +90,39 @@ def test_the_front_end_is_unchanged_without_a_spectral_change():
 def test_pitch_settings_out_of_range_are_refused(field, value):
     with pytest.raises(ConfigError, match=f"augment.{field}"):
         AugmentConfig(**{field: value})
+
+
+def test_smoothing_hides_the_pitch_and_keeps_the_formants():
+    """Two pitches an octave apart differ by a third as much once smoothed over 300 Hz, while
+    formants 18% higher (a shorter vocal tract) differ nearly as much as without smoothing."""
+    plain, smooth = LogMel(FeatureConfig(), SR), LogMel(FeatureConfig(smooth_hz=300), SR)
+    higher = tuple(1.18 * f for f in (700.0, 1200.0, 2600.0))
+
+    def gaps(frontend):
+        low = frontend(_vowel(110.0)[None])
+        pitch = (low - frontend(_vowel(220.0)[None])).abs().mean()
+        formants = (low - frontend(_vowel(110.0, higher)[None])).abs().mean()
+        return float(pitch), float(formants)
+
+    pitch, formants = gaps(plain)
+    pitch_s, formants_s = gaps(smooth)
+    assert pitch_s < pitch / 2
+    assert formants_s > 0.8 * formants
+    assert formants_s > 2 * pitch_s
+
+
+def test_smoothing_averages_each_bin_with_its_neighbours():
+    power = torch.zeros(1, 9, 2)
+    power[0, 4] = 3.0  # one harmonic
+    out = smooth_frequency(power, 3)
+    assert torch.allclose(out[0, 3:6], torch.ones(3, 2))
+    assert out[0, :3].sum() == 0 and out[0, 6:].sum() == 0
+    flat = torch.full((1, 9, 2), 2.0)
+    assert torch.allclose(smooth_frequency(flat, 5), flat)  # the edges are not darkened
+    assert LogMel(FeatureConfig(), SR).smooth == 0  # off by default
+    assert LogMel(FeatureConfig(smooth_hz=300), SR).smooth == 11  # 300 Hz of 31.25 Hz bins, odd
+
+
+def test_smoothing_out_of_range_is_refused():
+    with pytest.raises(ConfigError, match="features.smooth_hz"):
+        FeatureConfig(smooth_hz=-1.0)

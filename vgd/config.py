@@ -61,9 +61,14 @@ class FeatureConfig:
     # utterance: one mean/var per clip, keeping the spectral envelope (formants) that per-band
     # ("channel") normalisation would subtract; none: raw log-mels
     normalize: str = "utterance"
+    # power spectra averaged over this band before the mel bands (0: off). Wider than a voice's
+    # F0 (~300 Hz), it blurs the pitch's harmonics and keeps the formants: a model that cannot
+    # hear the pitch has to learn the vocal tract
+    smooth_hz: float = 0.0
 
     def __post_init__(self) -> None:
         _check(8 <= self.n_mels <= 256, "features.n_mels", "must be in [8, 256]")
+        _check(0 <= self.smooth_hz <= 2000, "features.smooth_hz", "must be in [0, 2000]")
         _check(5 <= self.win_ms <= 100, "features.win_ms", "must be in [5, 100]")
         _check(1 <= self.hop_ms <= self.win_ms, "features.hop_ms", "must be in [1, win_ms]")
         _check(0 <= self.f_min < self.f_max, "features.f_min", "must be >= 0 and < f_max")

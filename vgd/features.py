@@ -32,6 +32,8 @@ class LogMel(nn.Module):
             n_mels=config.n_mels,
             power=2.0,
         )
+        bins = round(config.smooth_hz * config.n_fft(sample_rate) / sample_rate)
+        self.smooth = bins // 2 * 2 + 1 if bins > 1 else 0  # odd: centred on each bin
 
     def forward(self, wave: torch.Tensor, spectral: nn.Module | None = None) -> torch.Tensor:
         """``spectral``: a change to the (B, K, F) power spectra before the mel bands (training)."""
@@ -40,12 +42,24 @@ class LogMel(nn.Module):
             power = self.mel.spectrogram(wave.float())  # (B, K, F)
             if spectral is not None:
                 power = spectral(power)
+            if self.smooth:
+                power = smooth_frequency(power, self.smooth)
             x = torch.log(self.mel.mel_scale(power) + LOG_EPS)  # (B, M, F)
             x = normalize(x, self.config.normalize)
         return x.unsqueeze(1)  # (B, 1, M, F)
 
     def frames(self, n_samples: int) -> int:
         return n_samples // self.config.hop_length(self.sample_rate) + 1
+
+
+def smooth_frequency(power: torch.Tensor, bins: int) -> torch.Tensor:
+    """(B, K, F) power spectra, each bin the mean of the ``bins`` (odd) around it: the mean power
+    of a band holding one or more harmonics, whatever their spacing (edges padded by copies)."""
+    b, k, f = power.shape
+    rows = power.transpose(1, 2).reshape(b * f, 1, k)
+    rows = torch.nn.functional.pad(rows, (bins // 2, bins // 2), mode="replicate")
+    kernel = torch.full((1, 1, bins), 1.0 / bins, dtype=power.dtype, device=power.device)
+    return torch.nn.functional.conv1d(rows, kernel).reshape(b, f, k).transpose(1, 2)
 
 
 def normalize(x: torch.Tensor, mode: str) -> torch.Tensor:
