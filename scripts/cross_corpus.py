@@ -70,6 +70,7 @@ from vgd.train import Trainer
 
 PROJECT = Path(__file__).resolve().parents[1]
 POOLED = "pooled"
+LOCO = "loco"  # a run's kind: leave one corpus out
 CURVE_KEYS = ("val_macro_balanced_accuracy", "val_balanced_accuracy", "val_loss")
 
 
@@ -156,7 +157,7 @@ def splits(clips: list[Clip], args: argparse.Namespace) -> Iterator[tuple[dict, 
             for corpus in corpora_of(clips):
                 fold = leave_corpus_out(clips, corpus, args.val_fraction, seed)
                 others = "+".join(c for c in corpora_of(clips) if c != corpus)
-                yield {"kind": "loco", "train": others, "seed": seed, "fold": 0}, fold
+                yield {"kind": LOCO, "train": others, "seed": seed, "fold": 0}, fold
         if not args.no_pooled:
             folds = speaker_folds(clips, args.folds, seed)
             for k in range(args.folds)[: args.fold_limit or None]:

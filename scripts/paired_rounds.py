@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cross_corpus import paired, paired_lines  # noqa: E402
-
-LOCO = "loco"
+from cross_corpus import LOCO, paired, paired_lines  # noqa: E402
 
 
 def relabelled(path: Path, recipe: str, name: str) -> list[dict[str, Any]]:

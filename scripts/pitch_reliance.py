@@ -27,6 +27,9 @@ from vgd.io import atomic_write_json
 from vgd.manifest import read_manifest
 from vgd.pitch import FEMALE, MALE, clip_f0s, fit_threshold
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cross_corpus import LOCO  # noqa: E402
+
 
 def recalls(female_pred: np.ndarray, female: np.ndarray) -> dict[str, float]:
     """Balanced accuracy and per-gender recall of female-or-not answers."""
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [
             r
             for r in json.loads(args.results.read_text())["runs"]
-            if r["recipe"] == args.recipe and r["kind"] == "loco" and "oof" in r
+            if r["recipe"] == args.recipe and r["kind"] == LOCO and "oof" in r
         ]
         if not runs:
             raise ValueError(f"{args.results}: no leave-one-corpus-out run of {args.recipe!r}")
