@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vgd import pretrained
 from vgd.checkpoint import load_checkpoint
-from vgd.config import TrainConfig
+from vgd.config import TrainConfig, apply_overrides
 from vgd.modelcard import builtin_model_card
 from vgd.pretrained import builtin_metrics, builtin_model
 
@@ -103,6 +103,17 @@ def test_the_card_names_the_compared_schedule_and_drops_a_table_of_zeros():
     assert "compared on 40 epochs of every window of each clip" in card
     assert "| macro | 0.9800" not in card and "**Shipped: default.**" in card
     assert "\n\n\n" not in card  # no blank line left where the table was
+
+
+def test_the_card_says_which_epoch_the_folds_and_the_final_fit_keep():
+    best = builtin_model_card(TrainConfig(), card_metrics())
+    assert "median best epoch (17)" in best and "picks its epoch on one" in best
+    last = builtin_model_card(
+        apply_overrides(TrainConfig(), {"optim.select": "last"}), card_metrics()
+    )
+    assert "for 17 epochs, as each fold did, and keeps the last." in last
+    assert "each keeps its last epoch" in last
+    assert "median best epoch" not in last and "picks its epoch" not in last
 
 
 def test_a_checkout_without_the_model_says_none(monkeypatch, tmp_path):

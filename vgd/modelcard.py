@@ -330,6 +330,12 @@ def builtin_model_card(config: TrainConfig, metrics: Mapping[str, Any]) -> str:
     speakers = sum(sum(c["speakers"].values()) for c in metrics["corpora"].values())
     names = " and ".join(metrics["corpora"])
     folds = f"{metrics['cv_seeds']} fold seeds × {metrics['cv_k']} folds"
+    if config.optim.select == "last":  # the folds keep their last epoch, as the final fit does
+        final_epochs = f"{metrics['epochs']} epochs, as each fold did, and keeps the last."
+        fold_epoch = "validates on one (reported, not used to pick: each keeps its last epoch)"
+    else:
+        final_epochs = f"the folds' median best epoch ({metrics['epochs']})."
+        fold_epoch = "picks its epoch on one"
     lines = [
         f"# vgd built-in model: `{NAME}`",
         "",
@@ -342,7 +348,7 @@ def builtin_model_card(config: TrainConfig, metrics: Mapping[str, Any]) -> str:
         "",
         "Training samples speakers evenly (a speaker of 20 clips weighs as much as one of a",
         "single clip), with the genders even within each corpus. The final model trains on every",
-        f"speaker for the folds' median best epoch ({metrics['epochs']}). Its temperature",
+        f"speaker for {final_epochs} Its temperature",
         f"({metrics['temperature']:.3f}) is fitted on all folds' {cal['clips']} out-of-fold test",
         f"clips together: ECE {cal['ece_before']:.4f} at T = 1, {cal['ece_after']:.4f} at the",
         "fitted T (on the clips it was fitted to).",
@@ -355,7 +361,7 @@ def builtin_model_card(config: TrainConfig, metrics: Mapping[str, Any]) -> str:
         f"## Cross-validation ({metrics['cv_folds']} speaker-disjoint folds, on "
         f"{metrics['cv_device']})",
         f"{folds} over both corpora pooled, stratified by corpus × gender. Each fold trains on",
-        "the speakers of K-2 folds, picks its epoch on one and is scored on the last, whose",
+        f"the speakers of K-2 folds, {fold_epoch} and is scored on the last, whose",
         "voices it never heard. Per-gender recall: the share of each gender's clips labelled",
         "right; gap: their difference.",
         "",
