@@ -23,6 +23,7 @@ import numpy as np
 
 from vgd.calibration import pooled_probs
 from vgd.config import AudioConfig
+from vgd.evaluate import compute_metrics
 from vgd.io import atomic_write_json
 from vgd.manifest import read_manifest
 from vgd.pitch import FEMALE, MALE, clip_f0s, fit_threshold
@@ -32,10 +33,15 @@ from cross_corpus import LOCO  # noqa: E402
 
 
 def recalls(female_pred: np.ndarray, female: np.ndarray) -> dict[str, float]:
-    """Balanced accuracy and per-gender recall of female-or-not answers."""
-    rec_f = float(np.mean(female_pred[female])) if female.any() else float("nan")
-    rec_m = float(np.mean(~female_pred[~female])) if (~female).any() else float("nan")
-    return {"balanced_accuracy": (rec_f + rec_m) / 2, "recall_female": rec_f, "recall_male": rec_m}
+    """Balanced accuracy and per-gender recall of female-or-not answers, by vgd's own metrics."""
+    labels = (FEMALE, MALE)
+    answers = np.eye(2)[np.where(female_pred, 0, 1)]
+    m = compute_metrics(np.where(female, 0, 1), answers, labels)
+    return {
+        "balanced_accuracy": m["balanced_accuracy"],
+        "recall_female": m["per_class"][FEMALE]["recall"],
+        "recall_male": m["per_class"][MALE]["recall"],
+    }
 
 
 def pitch_baseline(f0: np.ndarray, female: np.ndarray, corpus: np.ndarray) -> list[dict]:

@@ -58,8 +58,7 @@ def smooth_frequency(power: torch.Tensor, bins: int) -> torch.Tensor:
     b, k, f = power.shape
     rows = power.transpose(1, 2).reshape(b * f, 1, k)
     rows = torch.nn.functional.pad(rows, (bins // 2, bins // 2), mode="replicate")
-    kernel = torch.full((1, 1, bins), 1.0 / bins, dtype=power.dtype, device=power.device)
-    return torch.nn.functional.conv1d(rows, kernel).reshape(b, f, k).transpose(1, 2)
+    return torch.nn.functional.avg_pool1d(rows, bins, stride=1).reshape(b, f, k).transpose(1, 2)
 
 
 def normalize(x: torch.Tensor, mode: str) -> torch.Tensor:
