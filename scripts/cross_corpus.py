@@ -202,7 +202,8 @@ def measure(
         eta = (time.perf_counter() - t0) / done * (total - done)
         print(f"{run_line(trained)} | {done}/{total} ETA {format_duration(eta)}", flush=True)
         _tabulate(report, list(recipes), args.out)
-    _tabulate(report, list(recipes), args.out)  # also when every run was resumed
+    if not todo:  # every run was resumed: the loop above wrote nothing
+        _tabulate(report, list(recipes), args.out)
 
 
 def _tabulate(report: dict[str, Any], recipes: list[str], out: Path) -> None:

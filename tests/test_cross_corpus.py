@@ -345,6 +345,22 @@ def test_a_comparison_resumed_from_one_recipe_gets_its_twin_and_its_table(monkey
     assert written["table"] == resumed["table"]
 
 
+def test_a_comparison_writes_its_table_once_per_trained_run(monkeypatch, tmp_path):
+    script = load_script("cross_corpus")
+    writes: list[int] = []
+    monkeypatch.setattr(script, "atomic_write_json", lambda path, data: writes.append(1))
+    monkeypatch.setattr(
+        script, "run_split", lambda *a, **k: {"macro_balanced_accuracy": 0.5, "per_corpus": {}}
+    )
+    monkeypatch.setattr(script, "table", lambda rows: [])
+    monkeypatch.setattr(script, "run_line", lambda row: row["recipe"])
+    clips = clips_of("a", 6, 6, 1) + clips_of("b", 3, 3, 2)
+    base = toy_config(Path("m.csv"), tmp_path)
+    report = {"runs": [], "configs": {"default": script.to_dict(base)}, "folds": 3}
+    script.measure({"default": base}, None, clips, measure_args(tmp_path), report)
+    assert len(report["runs"]) == 3 and len(writes) == 3
+
+
 def test_an_interrupted_comparison_resumes_with_the_runs_it_finished(monkeypatch, tmp_path):
     script = load_script("cross_corpus")
     base = toy_config(Path("m.csv"), tmp_path)
