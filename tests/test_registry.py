@@ -242,6 +242,9 @@ def test_git_commit(tmp_path):
     subprocess.run([*git, "add", "a.txt"], check=True)
     subprocess.run([*git, "commit", "-qm", "a"], check=True)
     assert re.fullmatch(r"[0-9a-f]{40}", git_commit(tmp_path))
+    (tmp_path / "outputs").mkdir()  # what a run writes beside the code, untracked
+    (tmp_path / "outputs" / "metrics.json").write_text("{}")
+    assert re.fullmatch(r"[0-9a-f]{40}", git_commit(tmp_path))
     (tmp_path / "a.txt").write_text("b")
     assert re.fullmatch(r"[0-9a-f]{40}-dirty", git_commit(tmp_path))
 

@@ -71,7 +71,9 @@ def find_data_version(
 
 
 def git_commit(workdir: str | os.PathLike = ".") -> str:
-    """``git rev-parse HEAD`` (with ``-dirty`` for uncommitted changes), or ``unknown``."""
+    """``git rev-parse HEAD`` (with ``-dirty`` when a tracked file has uncommitted changes), or
+    ``unknown``. Untracked files do not count: the main job's own outputs are untracked in a
+    fresh clone, and a promoted model must not call that clone's code dirty."""
 
     def git(*args: str) -> str:
         out = subprocess.run(
@@ -81,7 +83,7 @@ def git_commit(workdir: str | os.PathLike = ".") -> str:
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
