@@ -23,15 +23,13 @@ MIN_TRIALS_FOR_IMPORTANCE = 5
 
 def collect_rows(analysis: Any, space: SearchSpace, default_epochs: int) -> list[TrialRow]:
     """A Tune ExperimentAnalysis → one TrialRow per trial, in start order."""
-    frames = analysis.trial_dataframes
-    rows = [_row(t, frames.get(t.trial_id), space, default_epochs) for t in analysis.trials]
+    rows = [_row(t, _history(t), space, default_epochs) for t in analysis.trials]
     return sorted(rows, key=lambda row: row.order)
 
 
-def _row(trial: Any, df: Any, space: SearchSpace, default_epochs: int) -> TrialRow:
+def _row(trial: Any, history: list[dict], space: SearchSpace, default_epochs: int) -> TrialRow:
     params = trial_overrides(space, trial.config or {})
     epochs_planned = int(params.get("optim.epochs", default_epochs))
-    history = [] if df is None or df.empty else _dedup(df.to_dict("records"))
     last = history[-1] if history else dict(trial.last_result or {})
     row = TrialRow(
         trial_id=trial.trial_id,
@@ -73,6 +71,43 @@ def _error(trial: Any) -> str:
         return ""
     lines = [x for x in Path(path).read_text(errors="replace").splitlines() if x.strip()]
     return lines[-1].strip()[:300] if lines else "failed"
+
+
+def _history(trial: Any) -> list[dict]:
+    """A trial's reported results, one per epoch, read from its result.json.
+
+    Tune's own reader (``ExperimentAnalysis.trial_dataframes``) drops a trial's whole history
+    when one line does not parse, and a search killed while Tune was writing leaves such a line.
+    """
+    fs = trial.storage.storage_filesystem
+    path = Path(trial.storage.trial_fs_path, "result.json").as_posix()
+    try:
+        with fs.open_input_stream(path) as f:
+            text = f.readall().decode("utf-8", errors="replace")
+    except (FileNotFoundError, OSError):
+        return []
+    return _dedup([r for line in text.splitlines() if (r := parse_result_line(line))])
+
+
+def parse_result_line(line: str) -> dict | None:
+    """One result.json record; a record cut short by a kill, and run into by the next, is skipped.
+
+    The resumed search appends its first record right after the cut one, on the same line, so
+    the line's complete record is the one that starts at the first ``{`` that parses to its end.
+    """
+    line = line.strip()
+    decoder = json.JSONDecoder()
+    for start, char in enumerate(line):
+        if char != "{":
+            continue
+        try:
+            record, end = decoder.raw_decode(line, start)
+        except ValueError:
+            continue
+        # Ray stamps every record; a cut record's last nested dict (its config) is not one.
+        if end == len(line) and isinstance(record, dict) and "training_iteration" in record:
+            return record
+    return None
 
 
 def _dedup(history: list[dict]) -> list[dict]:

@@ -232,7 +232,8 @@ def test_sigkill_then_resume_accounts_for_every_trial_once(tmp_path, corpus):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = trials(tmp_path / "results" / "killed")
     assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
-    assert all(r["status"] == "completed" and r["epochs"] == "2" for r in rows)
+    unfinished = [(r["trial_id"], r["status"], r["epochs"], r["error"]) for r in rows]
+    assert all(r["status"] == "completed" and r["epochs"] == "2" for r in rows), unfinished
     after = _results_per_trial(ray_dir)
     assert len(after) == 6
     for trial_id, lines in before.items():

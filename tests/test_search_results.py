@@ -1,0 +1,62 @@
+"""Reading a search's trials back from Tune's files, including files a kill cut short."""
+
+import json
+from types import SimpleNamespace
+
+from pyarrow import fs
+
+from search.results import collect_rows, parse_result_line
+from search.space import load_space
+
+
+def record(epoch: int, value: float) -> dict:
+    return {
+        "epoch": epoch,
+        "training_iteration": epoch,
+        "val_balanced_accuracy": value,
+        "val_loss": 1.0 / epoch,
+        "best_epoch": epoch,
+        "time_total_s": float(epoch),
+        "epoch_seconds": 1.0,
+        "config": {"optim": {"lr": 0.003}},
+    }
+
+
+def fake_trial(folder, lines: list[str]) -> SimpleNamespace:
+    folder.mkdir()
+    (folder / "result.json").write_text("".join(lines))
+    return SimpleNamespace(
+        trial_id="abc",
+        config={},
+        status="TERMINATED",
+        last_result=None,
+        error_file=None,
+        checkpoint=None,
+        num_failures=0,
+        experiment_tag="1_x",
+        storage=SimpleNamespace(storage_filesystem=fs.LocalFileSystem(), trial_fs_path=str(folder)),
+    )
+
+
+def test_a_record_cut_by_a_kill_and_run_into_by_the_resumed_search_keeps_the_history(tmp_path):
+    one, two = json.dumps(record(1, 0.6)), json.dumps(record(2, 0.8))
+    # Killed while writing epoch 2; the resumed trial redid epoch 2 and wrote it after the cut.
+    trial = fake_trial(tmp_path / "t", [one + "\n", two[:50] + two + "\n"])
+    (row,) = collect_rows(SimpleNamespace(trials=[trial]), load_space("smoke"), 2)
+    assert (row.status, row.epochs, row.value) == ("completed", 2, 0.8)
+    assert row.curve == [0.6, 0.8]
+
+
+def test_a_cut_record_alone_on_its_line_is_skipped_and_the_rest_kept(tmp_path):
+    one, two = json.dumps(record(1, 0.6)), json.dumps(record(2, 0.8))
+    trial = fake_trial(tmp_path / "t", [one + "\n", two[:50]])
+    (row,) = collect_rows(SimpleNamespace(trials=[trial]), load_space("smoke"), 2)
+    assert (row.status, row.epochs, row.value) == ("stopped", 1, 0.6)
+
+
+def test_parse_result_line():
+    whole = json.dumps(record(3, 0.7))
+    assert parse_result_line(whole) == record(3, 0.7)
+    assert parse_result_line(whole[:-1]) is None
+    assert parse_result_line(whole[:20] + whole) == record(3, 0.7)
+    assert parse_result_line("") is None
