@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -341,6 +342,8 @@ def _tuner(space, base, data, cfg, num_samples, slots, resume):
         raise ConfigError(f"{path}: no Ray experiment state to resume from")
     storage.fetch(EXPERIMENT)
     _check_saved_state(storage.local / EXPERIMENT)
+    if not storage.uri:
+        _recreate_deleted_checkpoints(storage.local / EXPERIMENT)
     cluster_path = cfg.address and not storage.uri
     on_driver = {"storage_filesystem": driver_filesystem()} if cluster_path else {}
     restored = tune.Tuner.restore(
@@ -376,6 +379,34 @@ def _check_saved_state(exp_dir: Path) -> None:
                 f"({e}); the search cannot resume. Its finished trials are in {exp_dir}; start "
                 "again with --overwrite"
             ) from e
+
+
+def _recreate_deleted_checkpoints(exp_dir: Path) -> None:
+    """Recreate, empty, each trial checkpoint the saved state names but a kill deleted.
+
+    Tune keeps one checkpoint per trial: it deletes the old one when a trial reports the next,
+    and snapshots the experiment a moment later. A SIGKILL in between leaves a state that names
+    a deleted checkpoint, and Tune then fails that trial on every retry ("Could not recover from
+    checkpoint"). Restored from an empty checkpoint, the trial starts over from its first epoch.
+    """
+    latest = max(exp_dir.glob("experiment_state-*.json"), default=None)
+    if latest is None:
+        return
+    for trial_json, runtime_json in json.loads(latest.read_text())["trial_data"]:
+        trial_id = json.loads(trial_json)["trial_id"]
+        manager = json.loads(runtime_json).get("checkpoint_manager") or {}
+        # Tune cloudpickles the checkpoint manager; the checkpoint's folder name is in it as text.
+        try:
+            pickled = bytes.fromhex(manager.get("value", ""))
+        except (TypeError, ValueError):
+            continue
+        names = set(re.findall(rb"checkpoint_\d{6}", pickled))
+        for folder in exp_dir.glob(f"*_{trial_id}_*"):
+            for name in names:
+                missing = folder / name.decode()
+                if not missing.exists():
+                    log.info("%s: deleted by the kill; trial %s starts over", missing, trial_id)
+                    missing.mkdir()
 
 
 def _drop_orphan_trials(exp_dir: Path, trials: list) -> None:
