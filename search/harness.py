@@ -341,9 +341,9 @@ def _tuner(space, base, data, cfg, num_samples, slots, resume):
     if not tune.Tuner.can_restore(path):
         raise ConfigError(f"{path}: no Ray experiment state to resume from")
     storage.fetch(EXPERIMENT)
-    _check_saved_state(storage.local / EXPERIMENT)
-    if not storage.uri:
-        _recreate_deleted_checkpoints(storage.local / EXPERIMENT)
+    state = _check_saved_state(storage.local / EXPERIMENT)
+    if state and not storage.uri:
+        _recreate_deleted_checkpoints(storage.local / EXPERIMENT, state)
     cluster_path = cfg.address and not storage.uri
     on_driver = {"storage_filesystem": driver_filesystem()} if cluster_path else {}
     restored = tune.Tuner.restore(
@@ -356,13 +356,14 @@ def _tuner(space, base, data, cfg, num_samples, slots, resume):
     return restored, None  # its progress callback comes back from the saved Tuner
 
 
-def _check_saved_state(exp_dir: Path) -> None:
+def _check_saved_state(exp_dir: Path) -> dict | None:
     """Refuse to resume from state files cut short, which Tune would answer by starting over.
 
     Tune copies its snapshot into the experiment folder file by file; a SIGKILL in the middle of
     a copy leaves a truncated file, and ``Tuner.restore`` then logs a failure and silently runs
-    a new search in the same folder.
+    a new search in the same folder. Returns the latest experiment state, parsed.
     """
+    state = None
     for pattern in ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl"):
         latest = max(exp_dir.glob(pattern), default=None)
         if latest is None:
@@ -372,16 +373,17 @@ def _check_saved_state(exp_dir: Path) -> None:
             if not data:
                 raise ValueError("empty")
             if pattern.startswith("experiment_state"):  # the others are pickles, whatever the name
-                json.loads(data)
+                state = json.loads(data)
         except ValueError as e:
             raise ConfigError(
                 f"{latest}: Ray's saved search state was cut short when the search was killed "
                 f"({e}); the search cannot resume. Its finished trials are in {exp_dir}; start "
                 "again with --overwrite"
             ) from e
+    return state
 
 
-def _recreate_deleted_checkpoints(exp_dir: Path) -> None:
+def _recreate_deleted_checkpoints(exp_dir: Path, state: dict) -> None:
     """Recreate, empty, each trial checkpoint the saved state names but a kill deleted.
 
     Tune keeps one checkpoint per trial: it deletes the old one when a trial reports the next,
@@ -389,10 +391,7 @@ def _recreate_deleted_checkpoints(exp_dir: Path) -> None:
     a deleted checkpoint, and Tune then fails that trial on every retry ("Could not recover from
     checkpoint"). Restored from an empty checkpoint, the trial starts over from its first epoch.
     """
-    latest = max(exp_dir.glob("experiment_state-*.json"), default=None)
-    if latest is None:
-        return
-    for trial_json, runtime_json in json.loads(latest.read_text())["trial_data"]:
+    for trial_json, runtime_json in state["trial_data"]:
         trial_id = json.loads(trial_json)["trial_id"]
         manager = json.loads(runtime_json).get("checkpoint_manager") or {}
         # Tune cloudpickles the checkpoint manager; the checkpoint's folder name is in it as text.

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 from pyarrow import fs
 
+from search.harness import _check_saved_state, _recreate_deleted_checkpoints
 from search.results import collect_rows, parse_result_line
 from search.space import load_space
 
@@ -63,18 +64,16 @@ def test_parse_result_line():
 
 
 def test_a_checkpoint_the_saved_state_names_but_a_kill_deleted_is_recreated_empty(tmp_path):
-    from search.harness import _recreate_deleted_checkpoints
-
     pickled = b"\x80\x05...path/run_trial_abc_1_x/checkpoint_000000\x94..."
     runtime = {"checkpoint_manager": {"_type": "CLOUDPICKLE_FALLBACK", "value": pickled.hex()}}
     state = {"trial_data": [[json.dumps({"trial_id": "abc"}), json.dumps(runtime)]]}
     (tmp_path / "experiment_state-2026.json").write_text(json.dumps(state))
+    assert _check_saved_state(tmp_path) == state
     trial = tmp_path / "run_trial_abc_1_x"
     (trial / "checkpoint_000001").mkdir(parents=True)
     (trial / "checkpoint_000001" / "state.pt").write_bytes(b"epoch 2")
-    _recreate_deleted_checkpoints(tmp_path)
+    _recreate_deleted_checkpoints(tmp_path, state)
     assert (trial / "checkpoint_000000").is_dir()
-    assert not any(
-        (trial / "checkpoint_000000").iterdir()
-    )  # restored from it, the trial starts over
+    # Empty: restored from it, the trial starts over.
+    assert not any((trial / "checkpoint_000000").iterdir())
     assert (trial / "checkpoint_000001" / "state.pt").read_bytes() == b"epoch 2"
