@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import balanced_accuracy_score
 
 from vgd.calibration import (
     TEMPERATURES,
@@ -37,6 +38,7 @@ from vgd.calibration import (
     pooled_probs,
     smoothed_nll,
 )
+from vgd.inference import softmax
 from vgd.io import atomic_write_json, atomic_write_text
 
 RULES = ("mean_prob", "mean_logit")
@@ -46,9 +48,7 @@ POOLED = "pooled"
 def mean_logit_probs(logits: list[np.ndarray], temperature: float) -> np.ndarray:
     """(n_clips, n_classes): the softmax at ``temperature`` of each clip's mean window logit."""
     means = np.stack([np.asarray(z, dtype=np.float64).mean(axis=0) for z in logits])
-    z = means / temperature
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax(means / temperature)
 
 
 def pool(rule: str, logits: list[np.ndarray], temperature: float) -> np.ndarray:
@@ -66,11 +66,6 @@ def fit(rule: str, logits: list[np.ndarray], targets: np.ndarray) -> float:
     return float(TEMPERATURES[int(np.argmin(losses))])
 
 
-def balanced_accuracy(pred: np.ndarray, targets: np.ndarray) -> float:
-    """The mean over the labels present of their recall."""
-    return float(np.mean([np.mean(pred[targets == k] == k) for k in np.unique(targets)]))
-
-
 def aurc(probs: np.ndarray, targets: np.ndarray) -> float:
     """Area under the risk–coverage curve: the error rate among the most confident k clips,
     averaged over k."""
@@ -80,10 +75,11 @@ def aurc(probs: np.ndarray, targets: np.ndarray) -> float:
 
 def scores(probs: np.ndarray, targets: np.ndarray, threshold: float) -> dict[str, float]:
     """One run's scores of one test corpus under one rule."""
-    right = probs.argmax(axis=1) == targets
+    pred = probs.argmax(axis=1)
+    right = pred == targets
     answered = probs.max(axis=1) >= threshold
     return {
-        "balanced_accuracy": balanced_accuracy(probs.argmax(axis=1), targets),
+        "balanced_accuracy": float(balanced_accuracy_score(targets, pred)),
         "unknown": float(1 - answered.mean()),
         "accuracy_answered": float(right[answered].mean()) if answered.any() else float("nan"),
         "wrong_answered": float((answered & ~right).mean()),
