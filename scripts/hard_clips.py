@@ -29,7 +29,7 @@ import numpy as np
 
 from vgd.calibration import pooled_probs
 from vgd.config import AudioConfig
-from vgd.crossval import leave_corpus_out, test_fold_clips
+from vgd.crossval import test_fold_clips
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, read_manifest
 from vgd.pitch import clip_f0s
@@ -46,10 +46,9 @@ def tested_clips(clips: list[Clip], report: dict[str, Any], run: dict[str, Any])
     if run["kind"] == POOLED:
         folds = speaker_folds(clips, report["folds"], run["seed"])
         split = test_fold_clips(clips, folds, run["fold"], run["seed"])
-    else:
-        (corpus,) = run["oof"]
-        split = leave_corpus_out(clips, corpus, 0.2, run["seed"])
-    test = [c for c in split if c.split == "test"]
+        test = [c for c in split if c.split == "test"]
+    else:  # a left-out corpus is tested whole, in manifest order
+        test = clips
     return {name: [c for c in test if c.corpus == name] for name in run["oof"]}
 
 

@@ -121,3 +121,18 @@ def test_main_prints_the_hard_clips_with_their_pitch_and_writes_them(
     missing = tmp_path / "nothing.json"
     missing.write_text(json.dumps({"folds": 3, "runs": []}))
     assert script.main([str(missing), "--manifest", str(manifest)]) == 2
+
+
+def test_a_left_out_corpus_is_matched_whole(script, manifest, tmp_path):
+    clips = read_manifest(manifest)
+    left_out = [c for c in clips if c.corpus == "corpusB"]
+    targets = [LABELS.index(c.label) for c in left_out]
+    # It calls every one of them female: the men are wrong.
+    oof = {"corpusB": {"logits": [[[3.0, -3.0]]] * len(left_out), "targets": targets}}
+    run = {"recipe": "default", "kind": "loco", "seed": 1, "fold": 0, "oof": oof}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"folds": 3, "runs": [run]}))
+    counts, n_runs = script.tally([path], clips, "loco")
+    assert n_runs == 1 and set(counts) == {c.path for c in left_out}
+    assert all(counts[c.path] == [1, int(c.label == "male")] for c in left_out)
+    assert script.tally([path], clips, "pooled") == ({}, 0)
