@@ -73,7 +73,20 @@ def test_the_later_round_is_paired_with_the_earlier_on_the_folds_both_ran(script
     so = next(line for line in out.splitlines() if line.startswith("speechocean762 "))
     assert so.split()[1:4] == ["0.8500", "0.8500", "+0.0000"]
     direction = next(line for line in out.splitlines() if line.startswith("librispeech → "))
-    assert direction.split()[-4:] == ["0.7500", "(0.7000)", "0.9000", "(0.9000)"]
+    # paired by seed: only seed 1 ran in both rounds, +0.10 (a win)
+    assert direction.split()[-6:] == ["0.7500", "(0.7000)", "0.9000", "(0.9000)", "+0.1000", "1/0"]
+
+
+def test_a_round_can_be_several_reports(script, tmp_path, capsys):
+    before = write(tmp_path / "a.json", [loco("default", 1, "ls", "so", 0.80)])
+    more_before = write(tmp_path / "a2.json", [loco("default", 3, "ls", "so", 0.90)])
+    after = write(tmp_path / "b.json", [loco("default", 1, "ls", "so", 0.70)])
+    more_after = write(tmp_path / "b2.json", [loco("default", 3, "ls", "so", 0.95)])
+    argv = [f"{before},{more_before}", f"{after},{more_after}"]
+    assert script.main(argv) == 0
+    (line,) = [s for s in capsys.readouterr().out.splitlines() if s.startswith("ls → so")]
+    # seed 1: -0.10, seed 3: +0.05
+    assert line.split()[3:] == ["0.8500", "(0.8000)", "0.8250", "(0.7000)", "-0.0250", "1/1"]
 
 
 def test_a_recipe_missing_from_a_round_is_a_one_line_error(script, tmp_path, capsys):
