@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from vgd.calibration import pooled_probs
-from vgd.config import AudioConfig
+from vgd.config import LABELS, AudioConfig
 from vgd.crossval import test_fold_clips
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, read_manifest
@@ -37,8 +37,6 @@ from vgd.splits import speaker_folds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cross_corpus import LOCO, POOLED, clips_digest  # noqa: E402
-
-LABELS = ("female", "male")
 
 
 def tested_clips(clips: list[Clip], report: dict[str, Any], run: dict[str, Any]) -> dict:
@@ -79,7 +77,11 @@ def tally(paths: list[Path], clips: list[Clip], kind: str) -> tuple[dict, int]:
                 continue
             n_runs += 1
             for name, test in tested_clips(clips, report, run).items():
-                for clip, wrong in zip(test, wrong_answers(run, run["oof"][name], test)):
+                try:
+                    wrong_ones = wrong_answers(run, run["oof"][name], test)
+                except ValueError as e:
+                    raise ValueError(f"{path}: {e}") from None
+                for clip, wrong in zip(test, wrong_ones):
                     counts[clip.path][0] += 1
                     counts[clip.path][1] += int(wrong)
     return counts, n_runs
@@ -128,6 +130,8 @@ def floors(rows: list[dict[str, Any]], min_share: float) -> list[dict[str, Any]]
         recalls, mean_recalls = [], []
         for g in LABELS:
             mine = [r for r in rows if r["corpus"] == name and r["label"] == g]
+            if not mine:  # a corpus of one gender: balanced accuracy over the labels it has
+                continue
             hard = sum(r["share_wrong"] >= min_share for r in mine)
             recalls.append(1 - hard / len(mine))
             mean_recalls.append(1 - float(np.mean([r["share_wrong"] for r in mine])))
@@ -160,10 +164,9 @@ def lines(rows: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
         )
     out.append("per corpus: hard clips, and balanced accuracy if exactly they stay wrong")
     for f in report["floors"]:
+        counts = "  ".join(f"{g} {f[g]['hard']}/{f[g]['clips']}" for g in LABELS if g in f)
         out.append(
-            f"  {f['corpus']:16s} female {f['female']['hard']}/{f['female']['clips']}  "
-            f"male {f['male']['hard']}/{f['male']['clips']}  "
-            f"floor {f['floor_balanced_accuracy']:.4f}  "
+            f"  {f['corpus']:16s} {counts}  floor {f['floor_balanced_accuracy']:.4f}  "
             f"(mean over runs {f['mean_balanced_accuracy']:.4f})"
         )
     return out

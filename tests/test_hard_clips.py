@@ -93,7 +93,7 @@ def test_a_report_whose_clips_differ_from_the_manifest_is_refused(script, manife
     targets[0] = 1 - targets[0]
     path = tmp_path / "results.json"
     path.write_text(json.dumps(report))
-    with pytest.raises(ValueError, match="not the manifest's"):
+    with pytest.raises(ValueError, match=f"^{path}: pooled seed 1 fold 0: .*not the manifest's"):
         script.tally([path], clips, "pooled")
     report["clips_sha1"] = "0" * 40
     path.write_text(json.dumps(report))
@@ -136,3 +136,12 @@ def test_a_left_out_corpus_is_matched_whole(script, manifest, tmp_path):
     assert n_runs == 1 and set(counts) == {c.path for c in left_out}
     assert all(counts[c.path] == [1, int(c.label == "male")] for c in left_out)
     assert script.tally([path], clips, "pooled") == ({}, 0)
+
+
+def test_a_corpus_of_one_gender_has_a_floor_over_the_gender_it_has(script):
+    rows = [
+        {"corpus": "women", "label": "female", "share_wrong": 1.0},
+        {"corpus": "women", "label": "female", "share_wrong": 0.0},
+    ]
+    (line,) = script.floors(rows, 0.5)
+    assert line["floor_balanced_accuracy"] == 0.5 and "male" not in line
