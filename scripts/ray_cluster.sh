@@ -14,7 +14,9 @@
 # group; `stop` ends those trees and groups, never another search's or test's Ray (`ray stop`
 # would end every Ray of the user on the machine).
 #
-# Ray 2.60 turns on token authentication: `head` creates a token in ~/.ray/auth_token. Copy that
+# Ray 2.60 turns on token authentication. `ray start --head` refuses to start without a token
+# and, unlike a local ray.init(), makes none: `head` and `local` make one in ~/.ray/auth_token
+# when neither it nor RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH exists. Copy that
 # file to every node (same path) before `worker`, and run the search with RAY_AUTH_MODE=token
 # (this script exports it for the Ray processes it starts; the search driver needs it too):
 #
@@ -77,6 +79,14 @@ start() {
   echo "ray_cluster: the $node node did not start; $log says:" >&2
   tail -20 "$log" >&2
   return 1
+}
+
+# A token for a new cluster's head, unless the user gave one (printed by Ray: kept off the tty).
+ensure_token() {
+  [ -n "${RAY_AUTH_TOKEN:-}" ] || [ -n "${RAY_AUTH_TOKEN_PATH:-}" ] && return 0
+  [ -s "$HOME/.ray/auth_token" ] && return 0
+  ray get-auth-token --generate >/dev/null
+  echo "ray_cluster: made a Ray token in $HOME/.ray/auth_token: copy it to every node"
 }
 
 # Ray's id of node NODE into $dir/NODE/node_id (from its session's port files), for reports.
@@ -163,6 +173,7 @@ case "$cmd" in
   head)
     port=${2:-6379}
     dir=$(cluster_dir "$port")
+    ensure_token
     start head --head --port="$port" --include-dashboard=false \
       --ray-client-server-port=$((port + 1)) --dashboard-port=$((port + 2)) "${common[@]}" ||
       { stop; exit 1; }
@@ -177,6 +188,7 @@ case "$cmd" in
   local)
     port=${2:-6379}
     dir=$(cluster_dir "$port")
+    ensure_token
     start head --head --node-ip-address=127.0.0.1 --port="$port" --include-dashboard=false \
       --ray-client-server-port=$((port + 1)) --dashboard-port=$((port + 2)) "${common[@]}" ||
       { stop; exit 1; }
@@ -193,7 +205,7 @@ case "$cmd" in
     if [ "$cmd" = pids ]; then cluster_pids; else stop; fi
     ;;
   *)
-    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

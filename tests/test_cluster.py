@@ -78,8 +78,13 @@ def free_port() -> int:
 
 
 def env_for(cluster_dir: Path, **extra) -> dict[str, str]:
+    # A HOME of its own: Ray keeps its token in ~/.ray/auth_token, and any other Ray started by
+    # this user meanwhile (a search, another clone's tests) may write a new one there.
+    home = cluster_dir / "home"
+    home.mkdir(exist_ok=True)
     return {
         **os.environ,
+        "HOME": str(home),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "CLUSTER_DIR": str(cluster_dir),
         "CPUS_PER_NODE": "1",
@@ -197,6 +202,7 @@ def test_stopping_a_helper_cluster_leaves_a_running_search_alone(tmp_path, corpu
         + ["--manifest", str(corpus), "--results-dir", str(tmp_path / "results")]
         + ["--cache-dir", str(tmp_path / "cache"), "--max-concurrent", "1", "--num-cpus", "1"],
         cwd=tmp_path,
+        env=env_for(cluster_dir),  # its Ray token beside the helper's, not in the user's HOME
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
