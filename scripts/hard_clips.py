@@ -95,14 +95,12 @@ def percentile(value: float, sample: np.ndarray) -> float | None:
     return float(np.mean(sample < value))
 
 
-def clip_rows(clips: list[Clip], counts: dict, f0: np.ndarray) -> list[dict[str, Any]]:
-    """One row per tested clip: who, how often wrong, its F0 among its corpus's voices."""
-    corpus = np.array([c.corpus for c in clips], dtype=object)
-    label = np.array([c.label for c in clips], dtype=object)
+def clip_rows(tested: list[Clip], counts: dict, f0: np.ndarray) -> list[dict[str, Any]]:
+    """One row per tested clip: who, how often wrong, its F0 among its corpus's tested voices."""
+    corpus = np.array([c.corpus for c in tested], dtype=object)
+    label = np.array([c.label for c in tested], dtype=object)
     rows = []
-    for i, c in enumerate(clips):
-        if c.path not in counts:
-            continue
+    for i, c in enumerate(tested):
         runs, wrong = counts[c.path]
         same = corpus == c.corpus
         rows.append(
@@ -217,12 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         if not n_runs:
             raise ValueError(f"no {args.kind} run with saved logits in {args.results}")
         tested = [c for c in clips if c.path in counts]
-        f0_tested, _ = clip_f0s(tested, AudioConfig(), progress=True)
-        f0 = np.full(len(clips), np.nan)
-        index = {c.path: i for i, c in enumerate(clips)}
-        for c, v in zip(tested, f0_tested):
-            f0[index[c.path]] = v
-        rows = clip_rows(clips, counts, f0)
+        f0, _ = clip_f0s(tested, AudioConfig(), progress=True)
+        rows = clip_rows(tested, counts, f0)
     except (OSError, ValueError, KeyError) as e:  # ManifestError is a ValueError
         print(f"hard_clips: error: {e}", file=sys.stderr)
         return 2
