@@ -211,8 +211,10 @@ def init_ray(cfg: SearchConfig) -> None:
     local = {} if cfg.address else {"num_cpus": cfg.num_cpus or None}
     if not cfg.address and cfg.num_gpus >= 0:
         local["num_gpus"] = cfg.num_gpus
+    # "local", not None: ray.init(None) joins the newest cluster `ray start` left on this machine
+    # (/tmp/ray/ray_current_cluster) or $RAY_ADDRESS, with that cluster's size and token.
     ray.init(
-        address=cfg.address or None,
+        address=cfg.address or "local",
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.ERROR,

@@ -235,6 +235,40 @@ def test_stopping_a_helper_cluster_leaves_a_running_search_alone(tmp_path, corpu
             os.killpg(search.pid, signal.SIGKILL)
 
 
+def test_a_search_without_address_starts_a_ray_of_its_own_beside_a_running_cluster(
+    tmp_path, corpus, cluster_dir
+):
+    """ray.init() with no address joins $RAY_ADDRESS, or else the newest cluster `ray start` made
+    on this machine (/tmp/ray/ray_current_cluster; the helper's lives in its own folder, so the
+    variable stands in for it here). The search has a HOME of its own, so its token is not the
+    cluster's, as when another user's cluster runs on the machine: joining would fail.
+    """
+    port, env = str(free_port()), env_for(cluster_dir)
+    started = subprocess.run(
+        [str(HELPER), "local", port], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+        search = subprocess.run(
+            [sys.executable, str(ROOT / "search" / "run.py"), "--space", "smoke"]
+            + ["--manifest", str(corpus), "--results-dir", str(tmp_path / "results")]
+            + ["--cache-dir", str(tmp_path / "cache"), "--max-concurrent", "1"],
+            cwd=tmp_path,
+            env={**os.environ, "HOME": str(home), "RAY_ADDRESS": f"127.0.0.1:{port}"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert search.returncode == 0, search.stderr[-3000:]
+        trials = rows(tmp_path / "results" / "smoke")
+        helpers = {(cluster_dir / n / "node_id").read_text().strip() for n in ("head", "worker")}
+        assert len(trials) == 4 and not {r["node_id"] for r in trials} & helpers
+    finally:
+        subprocess.run([str(HELPER), "stop", port], env=env, capture_output=True, timeout=120)
+
+
 def test_stop_leaves_alone_a_process_that_took_a_dead_node_s_pid(cluster_dir):
     """A node that died leaves its PID file behind; the PID may now be another's group leader."""
     other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a group leader, not Ray
