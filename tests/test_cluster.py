@@ -196,11 +196,17 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def smoke_search(tmp_path: Path, corpus: Path) -> list[str]:
+    """The smoke search, one trial at a time, writing under ``tmp_path``."""
+    return [sys.executable, str(ROOT / "search" / "run.py"), "--space", "smoke"] + [
+        *("--manifest", str(corpus), "--results-dir", str(tmp_path / "results")),
+        *("--cache-dir", str(tmp_path / "cache"), "--max-concurrent", "1"),
+    ]
+
+
 def test_stopping_a_helper_cluster_leaves_a_running_search_alone(tmp_path, corpus, cluster_dir):
     search = subprocess.Popen(
-        [sys.executable, str(ROOT / "search" / "run.py"), "--space", "smoke"]
-        + ["--manifest", str(corpus), "--results-dir", str(tmp_path / "results")]
-        + ["--cache-dir", str(tmp_path / "cache"), "--max-concurrent", "1", "--num-cpus", "1"],
+        smoke_search(tmp_path, corpus) + ["--num-cpus", "1"],
         cwd=tmp_path,
         env=env_for(cluster_dir),  # its Ray token beside the helper's, not in the user's HOME
         stdout=subprocess.PIPE,
@@ -252,9 +258,7 @@ def test_a_search_without_address_starts_a_ray_of_its_own_beside_a_running_clust
         home = tmp_path / "home"
         home.mkdir()
         search = subprocess.run(
-            [sys.executable, str(ROOT / "search" / "run.py"), "--space", "smoke"]
-            + ["--manifest", str(corpus), "--results-dir", str(tmp_path / "results")]
-            + ["--cache-dir", str(tmp_path / "cache"), "--max-concurrent", "1"],
+            smoke_search(tmp_path, corpus),
             cwd=tmp_path,
             env={**os.environ, "HOME": str(home), "RAY_ADDRESS": f"127.0.0.1:{port}"},
             capture_output=True,
