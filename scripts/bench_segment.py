@@ -3,7 +3,7 @@
     python scripts/bench_segment.py [--fold K | --all-folds] [--folds 5] [--seed 0]
         [--manifest CORPUS.csv ...] [--turn-noise MIN MAX]
         [--model CHECKPOINT | --reuse-models] [--set key=value ...] [--conversations 4]
-        [--hour [--repeats 3]]
+        [--min-confidence C] [--hour [--repeats 3]]
         [--root ../shared/data/LibriSpeech] [--work runs/bench_segment]
         [--out results/bench/segment]
 
@@ -28,7 +28,11 @@ interleaves the corpora's speakers; and every turn's clip gets 0.5-3 s (``--turn
 its room's noise before and after it (noise at the clip's own noise floor, marked non-speech),
 as real recordings have. Every score is also given per corpus (the frames of its turns), with
 the share of speech labelled ``unknown``, and the false alarms by where they lie (in a clip, its
-room noise, a pause or an insert).
+room noise, a pause or an insert). Each fold also says where gender accuracy on detected speech
+went: to ``unknown`` (and how long its segments are), and to wrong answers, split into turns
+answered mostly wrong (the voices the model places on the other side, named) and the rest.
+``--min-confidence`` passes ``vgd segment`` another threshold of ``unknown`` (its segments go to
+``segments_c<C>.csv`` beside the default's), to sweep it with ``--reuse-models``.
 
 ``--hour`` instead times ``vgd segment`` on one 60-minute recording of fold K's speakers in a
 fresh process (wall time and peak RSS) and scores it too. Prints measured numbers; writes JSON to
@@ -46,6 +50,7 @@ import logging
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +310,7 @@ def write_conversations(
                 "parts": parts,
                 "reference": reference,
                 "turn_spans": turn_spans(parts, corpora),
+                "turn_speakers": ["/".join(speaker_key(c)) for _ in range(repeats) for c in turns],
             }
         )
     return out
@@ -369,6 +375,55 @@ def frame_scores(counts: np.ndarray) -> dict[str, float]:
     return out
 
 
+def turn_outcomes(
+    parts: Sequence[tuple[float, float, str]],
+    speakers: Sequence[str],
+    ref: np.ndarray,
+    hyp: np.ndarray,
+) -> list[dict[str, Any]]:
+    """Per turn's clip: its speaker and gender, and its detected reference-speech frames
+    answered right, wrong (the other gender) and ``unknown``."""
+    clips = [(s, e, x) for s, e, x in parts if x in ("female", "male")]
+    speech, nonspeech = ref != CLASSES.index("nonspeech"), HYP.index("nonspeech")
+    out = []
+    for (start, end, label), speaker in zip(clips, speakers, strict=True):
+        span = slice(round(start / FRAME_S), round(end / FRAME_S))
+        h = hyp[span][speech[span] & (hyp[span] != nonspeech)]
+        other = "male" if label == "female" else "female"
+        out.append(
+            {
+                "speaker": speaker,
+                "label": label,
+                "detected": int(h.size),
+                "right": int((h == HYP.index(label)).sum()),
+                "wrong": int((h == HYP.index(other)).sum()),
+                "unknown": int((h == HYP.index("unknown")).sum()),
+            }
+        )
+    return out
+
+
+def lost_accuracy(
+    turns: Sequence[dict[str, Any]], unknown_s: Sequence[float] = ()
+) -> dict[str, Any]:
+    """Where gender accuracy on detected speech goes (shares of detected speech): ``unknown``
+    (with the lengths of its segments), and wrong answers split into turns answered mostly
+    wrong (a voice the model places on the other side) and the rest (a stretch of a turn, a
+    boundary), with the voices of the former."""
+    detected = max(sum(t["detected"] for t in turns), 1)
+    lost = [t for t in turns if t["wrong"] > t["detected"] / 2]
+    return {
+        "unknown": sum(t["unknown"] for t in turns) / detected,
+        "unknown_segments_s": [round(x, 2) for x in unknown_s],
+        "wrong": sum(t["wrong"] for t in turns) / detected,
+        "wrong_in_lost_turns": sum(t["wrong"] for t in lost) / detected,
+        "lost_turns": [
+            {**t, "seconds": t["detected"] * FRAME_S}
+            for t in sorted(lost, key=lambda t: -t["wrong"])
+        ],
+    }
+
+
 def women_share(segments: Sequence[tuple[float, float, str]]) -> float | None:
     female = sum(e - s for s, e, x in segments if x == "female")
     male = sum(e - s for s, e, x in segments if x == "male")
@@ -397,13 +452,16 @@ def score_files(
     collared = np.zeros_like(total)
     by_corpus: dict[str, np.ndarray] = {}
     alarms: dict[str, np.ndarray] = {}
-    per_file = []
+    per_file, turns, unknown_s = [], [], []
     for f in files:
         frames = round(f["seconds"] / FRAME_S)
         ref = frames_of(f["reference"], frames, CLASSES)
         hyp = frames_of(hyps[f["path"]], frames, HYP)
         counts = frame_counts(ref, hyp)
         total += counts
+        if "turn_speakers" in f:
+            turns += turn_outcomes(f["parts"], f["turn_speakers"], ref, hyp)
+            unknown_s += [e - s for s, e, x in hyps[f["path"]] if x == "unknown"]
         for corpus, mask in turn_masks(f.get("turn_spans", []), frames).items():
             by_corpus.setdefault(corpus, np.zeros_like(total))
             by_corpus[corpus] += frame_counts(ref, hyp, mask)
@@ -439,6 +497,7 @@ def score_files(
         },
         "collar_s": collar_s,
         "files": per_file,
+        **({"lost": lost_accuracy(turns, unknown_s)} if turns else {}),
     }
 
 
@@ -528,9 +587,24 @@ def train_fold(args: argparse.Namespace, clips: list[Clip], folds: list[int], k:
     return path
 
 
-def run_segment(model: Path, files: Sequence[dict], out_csv: Path) -> float:
+def segment_options(args: argparse.Namespace) -> list[str]:
+    """``vgd segment``'s options the bench passes on (none: its defaults)."""
+    if args.min_confidence is None:
+        return []
+    return ["--min-confidence", str(args.min_confidence)]
+
+
+def segments_csv(work: Path, args: argparse.Namespace) -> Path:
+    """Where a fold's segments go: one file per threshold, so a sweep keeps the default's."""
+    c = args.min_confidence
+    return work / ("segments.csv" if c is None else f"segments_c{c:g}.csv")
+
+
+def run_segment(
+    model: Path, files: Sequence[dict], out_csv: Path, options: Sequence[str] = ()
+) -> float:
     """``vgd segment`` on the files (one call, batching across them); its wall seconds."""
-    argv = ["-q", "segment", *[f["path"] for f in files], "--model", str(model)]
+    argv = ["-q", "segment", *[f["path"] for f in files], "--model", str(model), *options]
     start = time.perf_counter()
     status = vgd_main([*argv, "--format", "csv", "--out", str(out_csv)])
     seconds = time.perf_counter() - start
@@ -546,12 +620,13 @@ def run_fold(args, clips, folds, k) -> dict[str, Any]:
     files = write_conversations(
         test, args.conversations, args.seed + k, work / "audio", turn_noise=args.turn_noise
     )
-    seconds = run_segment(model, files, work / "segments.csv")
-    report = score_files(files, read_segments(work / "segments.csv"))
+    out_csv = segments_csv(work, args)
+    seconds = run_segment(model, files, out_csv, segment_options(args))
+    report = score_files(files, read_segments(out_csv))
     audio_s = sum(f["seconds"] for f in files)
     report["scores"].update(rtf=seconds / audio_s, segment_seconds=seconds, audio_seconds=audio_s)
     report.update(fold=k, model=str(model), test_speakers=len(speaker_names(test)))
-    hidden = ("reference", "parts", "turn_spans")
+    hidden = ("reference", "parts", "turn_spans", "turn_speakers")
     report["conversations"] = [{k: v for k, v in f.items() if k not in hidden} for f in files]
     return report
 
@@ -592,8 +667,9 @@ def run_hour(args, clips, folds, k, repeats: int = 3) -> dict[str, Any]:
         f["reference"] = [
             (s, min(e, f["seconds"]), x) for s, e, x in f["reference"] if s < f["seconds"]
         ]
-    out_csv = work / "segments.csv"
+    out_csv = segments_csv(work, args)
     cmd = [sys.executable, "-m", "vgd.cli", "-q", "segment", f["path"], "--model", str(model)]
+    cmd += segment_options(args)
     # A shared machine's speed drifts: the median of a few runs, with the range.
     runs = [timed_process([*cmd, "--format", "csv", "--out", str(out_csv)]) for _ in range(repeats)]
     walls = [w for w, _ in runs]
@@ -648,6 +724,30 @@ def alarm_line(report: dict[str, Any]) -> str:
     return f"fold {report['fold']}: non-speech called speech: " + "; ".join(cells)
 
 
+def lost_line(lost: dict[str, Any], name: str) -> str:
+    """Where gender accuracy on detected speech went, and whose turns were answered wrong."""
+    voices = Counter(t["speaker"] for t in lost["lost_turns"])
+    who = ", ".join(v + (f" x{n}" if n > 1 else "") for v, n in voices.most_common())
+    unknown = lost["unknown_segments_s"]
+    n = len(lost["lost_turns"])
+    return (
+        f"{name}: detected speech answered unknown {lost['unknown']:.2%} ({len(unknown)} "
+        f"segments, median {np.median(unknown) if unknown else 0:.1f} s), wrong "
+        f"{lost['wrong']:.2%} ({lost['wrong_in_lost_turns']:.2%} in {n} "
+        f"turn{'' if n == 1 else 's'} answered mostly wrong{': ' + who if who else ''})"
+    )
+
+
+def mean_lost(reports: Sequence[dict]) -> dict[str, Any]:
+    """The folds' mean shares, and every fold's lost turns."""
+    shares = ("unknown", "wrong", "wrong_in_lost_turns")
+    return {
+        **{k: float(np.mean([r["lost"][k] for r in reports])) for k in shares},
+        "unknown_segments_s": [x for r in reports for x in r["lost"]["unknown_segments_s"]],
+        "lost_turns": [t for r in reports for t in r["lost"]["lost_turns"]],
+    }
+
+
 def report_rows(report: dict[str, Any], name: str) -> list[tuple[str, dict[str, float]]]:
     """The report's row, and one per corpus (its turns' frames) when there are several."""
     rows = [(name, report["scores"])]
@@ -700,6 +800,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="score with the fold models an earlier run saved under --work instead of training",
     )
     p.add_argument("--conversations", type=int, default=4)
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        help="vgd segment's threshold of 'unknown' (default: its own, as shipped)",
+    )
     p.add_argument("--hour", action="store_true", help="time one long recording instead")
     p.add_argument("--minutes", type=float, default=60.0, help="length of the --hour recording")
     p.add_argument("--repeats", type=int, default=3, help="timed runs in --hour mode")
@@ -775,14 +880,20 @@ def main(argv: list[str] | None = None) -> int:
         for k in ks:
             reports.append(run_fold(args, clips, folds, k))
             print(alarm_line(reports[-1]))
+            if "lost" in reports[-1]:
+                print(lost_line(reports[-1]["lost"], f"fold {k}"))
             print(table([row for r in reports for row in report_rows(r, f"fold {r['fold']}")]))
     except (ConfigError, ManifestError, CheckpointError, HeldOutError, FileNotFoundError) as e:
         print(f"bench_segment: error: {e}", file=sys.stderr)
         return 2
     summary = {"scores": mean_scores(reports), "per_corpus": mean_per_corpus(reports)}
+    if all("lost" in r for r in reports):
+        summary["lost"] = mean_lost(reports)
     rows = [row for r in reports for row in report_rows(r, f"fold {r['fold']}")]
     print(table(rows + (report_rows(summary, "mean") if len(reports) > 1 else [])))
     targets = CORPORA_TARGETS if pool else TARGETS
+    if "lost" in summary:
+        print(lost_line(summary["lost"], "mean" if len(reports) > 1 else f"fold {ks[0]}"))
     print(f"targets: {targets}")
     name = "all_folds.json" if args.all_folds else f"fold{args.fold}.json"
     name = f"{pool}_{name}" if pool else name
@@ -796,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "mean": summary["scores"],
             "mean_per_corpus": summary["per_corpus"],
+            **({"mean_lost": summary["lost"]} if "lost" in summary else {}),
             "targets": targets,
             "reports": reports,
         },

@@ -122,6 +122,14 @@ def test_written_conversations_score_per_corpus(bench, tmp_path: Path) -> None:
     alarms = report["false_alarm_by_part"]
     assert alarms["room noise"]["false_alarm_seconds"] == pytest.approx(lead[1] - lead[0], abs=0.02)
     assert "room noise" in bench.alarm_line({"fold": 0, **report})
+    # Each turn is named by its speaker: "so"'s turns are all unknown, none wrong.
+    scored = bench.score_files([f], {f["path"]: hyp})
+    lost = scored["lost"]
+    assert f["turn_speakers"] == [f"{c.corpus}/{c.speaker}" for c in bench.conversation_turns(
+        clips, 1, 0)[0]]  # fmt: skip
+    assert lost["wrong"] == 0 and lost["lost_turns"] == []
+    assert 0 < lost["unknown"] < 1
+    assert lost["unknown"] == pytest.approx(1 - scored["scores"]["gender_accuracy"])
 
 
 def test_unknown_shares_on_hand_made_frames(bench) -> None:
@@ -142,6 +150,47 @@ def test_unknown_shares_on_hand_made_frames(bench) -> None:
     assert (
         masks["a"].sum() == 300 and masks["b"].sum() == 330 and not (masks["a"] & masks["b"]).any()
     )
+
+
+def test_lost_accuracy_tells_unknown_from_voices_answered_wrong(bench) -> None:
+    parts = [(0.0, 1.0, "pause"), (1.0, 3.0, "female"), (3.0, 4.0, "pause"), (4.0, 6.0, "male")]
+    parts += [(6.0, 7.0, "pause"), (7.0, 9.0, "female")]
+    ref = bench.frames_of([p for p in parts if p[2] != "pause"], 900, bench.CLASSES)
+    hyp_segments = [
+        (1.0, 2.5, "female"),
+        (2.5, 3.0, "unknown"),  # a stretch of a right turn
+        (4.0, 6.0, "female"),  # a man answered as a woman: his whole turn
+        (7.2, 8.8, "female"),  # 0.2 s missed (not detected: not counted)
+        (8.8, 9.0, "male"),  # a wrong tail in a right turn
+    ]
+    hyp = bench.frames_of(hyp_segments, 900, bench.HYP)
+    turns = bench.turn_outcomes(parts, ["ls/a", "so/b", "ls/c"], ref, hyp)
+    assert [(t["detected"], t["right"], t["wrong"], t["unknown"]) for t in turns] == [
+        (200, 150, 0, 50),
+        (200, 0, 200, 0),
+        (180, 160, 20, 0),
+    ]
+    lost = bench.lost_accuracy(turns, [0.5])
+    assert lost["unknown"] == pytest.approx(50 / 580) and lost["wrong"] == pytest.approx(220 / 580)
+    assert lost["wrong_in_lost_turns"] == pytest.approx(200 / 580)
+    assert [t["speaker"] for t in lost["lost_turns"]] == ["so/b"]
+    s = bench.frame_scores(bench.frame_counts(ref, hyp))
+    assert s["gender_accuracy"] == pytest.approx(1 - lost["unknown"] - lost["wrong"])
+    line = bench.lost_line(lost, "fold 0")
+    assert "unknown 8.62% (1 segments, median 0.5 s)" in line
+    assert "1 turn answered mostly wrong: so/b" in line
+    both = bench.mean_lost([{"lost": lost}, {"lost": {**lost, "unknown": 0.0}}])
+    assert both["unknown"] == pytest.approx(25 / 580) and len(both["lost_turns"]) == 2
+    assert both["unknown_segments_s"] == [0.5, 0.5]
+
+
+def test_a_threshold_sweep_keeps_the_default_segments(bench, tmp_path: Path) -> None:
+    default = bench.parse_args([])
+    assert default.min_confidence is None and bench.segment_options(default) == []
+    assert bench.segments_csv(tmp_path, default) == tmp_path / "segments.csv"
+    swept = bench.parse_args(["--min-confidence", "0.6"])
+    assert bench.segment_options(swept) == ["--min-confidence", "0.6"]
+    assert bench.segments_csv(tmp_path, swept) == tmp_path / "segments_c0.6.csv"
 
 
 def test_turn_noise_arguments(bench) -> None:
