@@ -19,7 +19,6 @@ JSON and a plot of the two figures against the threshold.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -30,17 +29,11 @@ import numpy as np
 from vgd.calibration import pooled_probs
 from vgd.io import atomic_write_json
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from release_model import out_of_fold  # noqa: E402  (the release's reader of saved logits)
+
 THRESHOLDS = np.round(np.arange(0.50, 0.951, 0.01), 2)
 SHOWN = (0.6, 0.65, 0.7, 0.75, 0.8, 0.9)
-
-
-def _release_model():
-    """scripts/release_model.py as a module, for its out-of-fold reader (one definition)."""
-    path = Path(__file__).resolve().parent / "release_model.py"
-    spec = importlib.util.spec_from_file_location("release_model", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pooled_runs(report: dict[str, Any], recipe: str) -> list[dict[str, Any]]:
@@ -71,10 +64,10 @@ def sweep(probs: np.ndarray, targets: np.ndarray) -> list[dict[str, float]]:
     return rows
 
 
-def measure(runs: list[dict[str, Any]], temperature: float, oof) -> dict[str, dict[str, Any]]:
+def measure(runs: list[dict[str, Any]], temperature: float) -> dict[str, dict[str, Any]]:
     """Per corpus: its clips, forced-choice accuracy and the sweep."""
     out = {}
-    for name, (logits, targets) in sorted(oof(runs).items()):
+    for name, (logits, targets) in sorted(out_of_fold(runs).items()):
         probs = pooled_probs(logits, temperature)
         out[name] = {
             "clips": int(targets.size),
@@ -192,13 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown_threshold: error: {empty[0]}: no pooled runs of {args.recipe!r} with "
               "logits", file=sys.stderr)  # fmt: skip
         return 2
-    oof = _release_model().out_of_fold
     if len(runs) > 1:
         runs["all"] = [r for rs in runs.values() for r in rs]
     sets = {}
     print(f"temperature {t:.4f}; per corpus at each threshold: unknown, gain in points")
     for name, rs in runs.items():
-        corpora = measure(rs, t, oof)
+        corpora = measure(rs, t)
         met = meeting(corpora, args.max_unknown, args.min_gain)
         sets[name] = {"runs": len(rs), "corpora": corpora, "meeting": met}
         print(table(name, len(rs), corpora, args))
