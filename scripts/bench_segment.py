@@ -864,6 +864,8 @@ def main(argv: list[str] | None = None) -> int:
             report = run_hour(args, clips, folds, args.fold, args.repeats)
             s = report["scores"]
             print(table(report_rows(report, f"hour f{args.fold}")))
+            if "lost" in report:
+                print(lost_line(report["lost"], f"hour f{args.fold}"))
             lo, hi = s["process_seconds_range"]
             print(
                 f"{s['audio_seconds'] / 60:.0f}-minute recording: {s['process_seconds']:.1f} s "

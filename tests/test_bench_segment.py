@@ -215,3 +215,45 @@ def test_a_reused_model_must_be_held_out(bench, tmp_path: Path) -> None:
         bench.check_held_out(record, test, several_corpora=True)
     record.write_text(json.dumps({"trained": ["ls/other"]}))
     bench.check_held_out(record, test, several_corpora=True)
+
+
+def fake_corpora(root: Path, speakers: int = 4) -> tuple[Path, Path]:
+    """A LibriSpeech tree and a second corpus's manifest, ``speakers`` per gender in each."""
+    ls = root / "LibriSpeech"
+    rows = [";ID  |SEX| SUBSET           |MINUTES| NAME"]
+    lines = ["path,label,speaker,corpus"]
+    for i in range(2 * speakers):
+        label, spk = ("female", "male")[i % 2], str(100 + i)
+        rows.append(f"{spk:<5}| {label[0].upper()} | train-clean-100  | 25.00 | Reader {spk}")
+        path = ls / "train-clean-100" / spk / "7" / f"{spk}-7-0000.flac"
+        save_audio(path, voice(label, 2.5, i), SR)
+        save_audio(root / "so" / f"s{i}.flac", voice(label, 2.5, 50 + i), SR)
+        lines.append(f"s{i}.flac,{label},so{i},so")
+    (ls / "SPEAKERS.TXT").write_text("\n".join(rows) + "\n")
+    (root / "so" / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return ls, root / "so" / "manifest.csv"
+
+
+def test_a_fold_end_to_end_says_where_gender_accuracy_went(
+    bench, tmp_path: Path, toy_model: Path, capsys
+) -> None:
+    ls, so = fake_corpora(tmp_path)
+    argv = ["--root", str(ls), "--manifest", str(so), "--folds", "2", "--fold", "0"]
+    argv += ["--model", str(toy_model), "--conversations", "1", "-q"]
+    argv += ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    assert bench.main([*argv, "--min-confidence", "0.6"]) == 0
+    printed = capsys.readouterr().out
+    assert "fold 0: detected speech answered unknown" in printed
+    [report_path] = (tmp_path / "out").glob("*_fold0.json")
+    saved = json.loads(report_path.read_text())
+    assert "--min-confidence 0.6" in saved["command"]
+    lost = saved["reports"][0]["lost"]
+    assert {"unknown", "wrong", "wrong_in_lost_turns", "lost_turns", "unknown_segments_s"} <= set(
+        lost
+    )
+    scores = saved["reports"][0]["scores"]
+    assert lost["unknown"] + lost["wrong"] == pytest.approx(1 - scores["gender_accuracy"])
+    assert "turn_speakers" not in saved["reports"][0]["conversations"][0]
+    # The threshold's segments are kept apart from the default's.
+    assert (tmp_path / "work" / "fold0" / "segments_c0.6.csv").is_file()
+    assert not (tmp_path / "work" / "fold0" / "segments.csv").exists()
