@@ -821,6 +821,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--model cannot be held out from every fold: use it with --fold")
     if not 0 <= args.fold < args.folds:
         p.error(f"--fold must be in [0, {args.folds})")
+    if args.min_confidence is not None and not 0 <= args.min_confidence <= 1:
+        p.error(f"--min-confidence must be in [0, 1], got {args.min_confidence:g}")
     if args.turn_noise is None:
         args.turn_noise = TURN_NOISE_S if args.manifest else (0.0, 0.0)
     lo, hi = args.turn_noise = tuple(args.turn_noise)

@@ -191,6 +191,9 @@ def test_a_threshold_sweep_keeps_the_default_segments(bench, tmp_path: Path) -> 
     swept = bench.parse_args(["--min-confidence", "0.6"])
     assert bench.segment_options(swept) == ["--min-confidence", "0.6"]
     assert bench.segments_csv(tmp_path, swept) == tmp_path / "segments_c0.6.csv"
+    for bad in ("1.5", "-0.1"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--min-confidence", bad])
 
 
 def test_turn_noise_arguments(bench) -> None:
