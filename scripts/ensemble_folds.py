@@ -30,6 +30,7 @@ from vgd.calibration import pooled_probs
 from vgd.crossval import fold_summary
 from vgd.evaluate import compute_metrics
 from vgd.io import atomic_write_json
+from vgd.plots import pyplot, save_figure
 
 Clips = tuple[list, list]  # per test clip: its window logits, and its label index
 Folds = dict[tuple[int, int], dict[str, Clips]]  # (fold seed, fold) → corpus → clips
@@ -145,11 +146,7 @@ def line(combo: str, summary: dict[str, dict], vs: dict[str, float] | None) -> s
 def plot(table: list[dict[str, Any]], path: Path) -> None:
     """Each corpus's mean balanced accuracy against the number of members averaged, one dot per
     ensemble, the first report alone as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     corpora = list(table[0]["scores"])
     fig, axes = plt.subplots(1, len(corpora), figsize=(3.6 * len(corpora), 3.6), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
@@ -162,9 +159,7 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("balanced accuracy (mean over folds)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ import numpy as np
 
 from vgd.calibration import pooled_probs
 from vgd.io import atomic_write_json
+from vgd.plots import pyplot, save_figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from release_model import out_of_fold  # noqa: E402  (the release's reader of saved logits)
@@ -119,11 +120,7 @@ def table(name: str, runs: int, corpora: dict[str, dict[str, Any]], args) -> str
 
 def plot(sets: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) -> None:
     """'Unknown' and the gain against the threshold, per corpus, one line style per set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax_u, ax_g) = plt.subplots(1, 2, figsize=(11, 4))
     styles = ["-", "--", ":", "-."]
     for (name, s), style in zip(sets.items(), styles * len(sets)):
@@ -149,9 +146,7 @@ def plot(sets: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) 
         ax.grid(alpha=0.3)
     ax_g.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
