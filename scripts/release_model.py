@@ -91,19 +91,24 @@ def calibrate(oof: dict[str, tuple[list[np.ndarray], np.ndarray]]) -> dict[str, 
 
 
 def risk_coverage(logits: list[np.ndarray], targets: np.ndarray, temperature: float) -> list[dict]:
-    """At each confidence threshold: the share of clips answered "unknown", and the accuracy
+    """At each of the card's thresholds: the share of clips answered "unknown", and the accuracy
     and balanced accuracy on the clips that are answered."""
-    probs = pooled_probs(logits, temperature)
+    return coverage(pooled_probs(logits, temperature), targets, THRESHOLDS)
+
+
+def coverage(probs: np.ndarray, targets: np.ndarray, thresholds) -> list[dict]:
+    """Per confidence threshold, clips pooled already: the share answered "unknown", and the
+    accuracy and balanced accuracy (over the classes it answers) on the answered clips."""
     confident, right = probs.max(axis=1), probs.argmax(axis=1) == targets
     rows = []
-    for threshold in THRESHOLDS:
+    for threshold in thresholds:
         answered = confident >= threshold
         answered_of = [answered & (targets == k) for k in np.unique(targets)]
         recalls = [right[a].mean() for a in answered_of if a.any()]  # classes it answers
         rows.append(
             {
-                "threshold": threshold,
-                "unknown": float(1 - answered.mean()),
+                "threshold": float(threshold),
+                "unknown": float((~answered).mean()),
                 "accuracy": float(right[answered].mean()) if answered.any() else float("nan"),
                 "balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
             }

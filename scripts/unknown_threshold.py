@@ -31,7 +31,7 @@ from vgd.io import atomic_write_json
 from vgd.plots import pyplot, save_figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from release_model import out_of_fold  # noqa: E402  (the release's reader of saved logits)
+from release_model import coverage, out_of_fold  # noqa: E402  (the release's own readers)
 
 THRESHOLDS = np.round(np.arange(0.50, 0.951, 0.01), 2)
 SHOWN = (0.6, 0.65, 0.7, 0.75, 0.8, 0.9)
@@ -48,21 +48,16 @@ def pooled_runs(report: dict[str, Any], recipe: str) -> list[dict[str, Any]]:
 
 def sweep(probs: np.ndarray, targets: np.ndarray) -> list[dict[str, float]]:
     """Per threshold: the share answered "unknown", and accuracy answered minus forced choice."""
-    confident, right = probs.max(axis=1), probs.argmax(axis=1) == targets
-    forced = float(right.mean())
-    rows = []
-    for t in THRESHOLDS:
-        answered = confident >= t
-        accuracy = float(right[answered].mean()) if answered.any() else float("nan")
-        rows.append(
-            {
-                "threshold": float(t),
-                "unknown": float((~answered).mean()),
-                "accuracy_answered": accuracy,
-                "gain": accuracy - forced,
-            }
-        )
-    return rows
+    forced = float((probs.argmax(axis=1) == targets).mean())
+    return [
+        {
+            "threshold": r["threshold"],
+            "unknown": r["unknown"],
+            "accuracy_answered": r["accuracy"],
+            "gain": r["accuracy"] - forced,
+        }
+        for r in coverage(probs, targets, THRESHOLDS)
+    ]
 
 
 def measure(runs: list[dict[str, Any]], temperature: float) -> dict[str, dict[str, Any]]:
