@@ -22,6 +22,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def risk_coverage(logits: list[np.ndarray], targets: np.ndarray, temperature: fl
     return coverage(pooled_probs(logits, temperature), targets, THRESHOLDS)
 
 
-def coverage(probs: np.ndarray, targets: np.ndarray, thresholds) -> list[dict]:
+def coverage(probs: np.ndarray, targets: np.ndarray, thresholds: Iterable[float]) -> list[dict]:
     """Per confidence threshold, clips pooled already: the share answered "unknown", and the
     accuracy and balanced accuracy (over the classes it answers) on the answered clips."""
     confident, right = probs.max(axis=1), probs.argmax(axis=1) == targets
