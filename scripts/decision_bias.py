@@ -19,7 +19,6 @@ within ``--max-gap``; writes JSON and a plot of the gaps and balanced accuracies
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,14 @@ from typing import Any
 import numpy as np
 
 from vgd.calibration import pooled_probs
+from vgd.evaluate import compute_metrics
 from vgd.io import atomic_write_json
 from vgd.plots import pyplot, save_figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from unknown_threshold import pooled_runs  # noqa: E402  (the runs that kept their logits)
+from unknown_threshold import add_report_args, read_sets  # noqa: E402  (the same reports)
 
+LABELS = ("female", "male")  # the bias is added to the second, male
 BIASES = np.round(np.arange(-1.5, 1.501, 0.1), 2)
 SHOWN = (-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0)
 
@@ -41,9 +42,8 @@ def recalls(logits: list, targets: list[int], temperature: float, bias: float) -
     """Each label's recall on one fold's clips, with ``bias`` added to the second label's logit."""
     shift = np.array([0.0, bias])
     z = [np.asarray(w, dtype=np.float64) / temperature + shift for w in logits]
-    predicted = pooled_probs(z, 1.0).argmax(axis=1)
-    t = np.asarray(targets)
-    return np.array([(predicted[t == k] == k).mean() for k in (0, 1)])
+    m = compute_metrics(np.asarray(targets), pooled_probs(z, 1.0), LABELS)
+    return np.array([m["per_class"][label]["recall"] for label in LABELS])
 
 
 def sweep(runs: list[dict[str, Any]], temperature: float) -> dict[str, list[dict[str, float]]]:
@@ -137,36 +137,15 @@ def plot(sets: dict[str, dict[str, Any]], max_gap: float, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("reports", type=Path, nargs="+", help="cross_corpus.py results.json")
-    p.add_argument("--names", nargs="+", help="one per report (default: their folders' names)")
-    p.add_argument("--recipe", default="default", help="the runs of this recipe")
-    p.add_argument("--model-dir", type=Path, default=Path("vgd/pretrained"))
-    p.add_argument("--temperature", type=float, help="instead of the model's metrics.json")
+    add_report_args(p)
     p.add_argument("--max-gap", type=float, default=0.02, help="the target, as a share")
     p.add_argument("--out", type=Path, default=Path("results/cross_corpus/decision_bias"))
     args = p.parse_args(argv)
     try:
-        t = (
-            args.temperature
-            or json.loads((args.model_dir / "metrics.json").read_text())["temperature"]
-        )
-        names = args.names or [r.parent.name for r in args.reports]
-        if len(names) != len(args.reports) or len(set(names)) != len(names):
-            raise ValueError(f"--names: one distinct name per report, got {names}")
-        runs = {
-            n: pooled_runs(json.loads(r.read_text()), args.recipe)
-            for n, r in zip(names, args.reports)
-        }
+        t, runs = read_sets(args)
     except (OSError, ValueError, KeyError) as e:
         print(f"decision_bias: error: {e}", file=sys.stderr)
         return 2
-    empty = [name for name, rs in runs.items() if not rs]
-    if empty:
-        print(f"decision_bias: error: {empty[0]}: no pooled runs of {args.recipe!r} with logits",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    if len(runs) > 1:
-        runs["all"] = [r for rs in runs.values() for r in rs]
     print(f"temperature {t:.4f}; per corpus at each bias: balanced accuracy, gap in points")
     sets = {}
     for name, rs in runs.items():

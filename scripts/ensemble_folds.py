@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     table = []
     for k in range(1, len(runs) + 1):
         for combo in itertools.combinations(range(len(runs)), k):
-            scores = fold_scores([runs[i] for i in combo], args.labels)
+            scores = (
+                baseline if combo == (0,) else fold_scores([runs[i] for i in combo], args.labels)
+            )
             summary = summarize(scores)
             vs = paired(scores, baseline) if combo != (0,) else None
             table.append({"members": [names[i] for i in combo], "scores": summary, "vs_first": vs})

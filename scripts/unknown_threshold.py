@@ -144,39 +144,45 @@ def plot(sets: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path) 
     save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_report_args(p: argparse.ArgumentParser) -> None:
+    """The arguments that name the reports, their recipe and the temperature to score them at."""
     p.add_argument("reports", type=Path, nargs="+", help="cross_corpus.py results.json")
     p.add_argument("--names", nargs="+", help="one per report (default: their folders' names)")
     p.add_argument("--recipe", default="default", help="the runs of this recipe")
     p.add_argument("--model-dir", type=Path, default=Path("vgd/pretrained"))
     p.add_argument("--temperature", type=float, help="instead of the model's metrics.json")
+
+
+def read_sets(args: argparse.Namespace) -> tuple[float, dict[str, list[dict[str, Any]]]]:
+    """The temperature, and per named report its pooled runs (with "all" of them when there
+    are several); raises ValueError (or OSError, KeyError) naming what is wrong."""
+    t = args.temperature or json.loads((args.model_dir / "metrics.json").read_text())["temperature"]
+    names = args.names or [r.parent.name for r in args.reports]
+    if len(names) != len(args.reports) or len(set(names)) != len(names):
+        raise ValueError(f"--names: one distinct name per report, got {names}")
+    runs = {
+        n: pooled_runs(json.loads(r.read_text()), args.recipe) for n, r in zip(names, args.reports)
+    }
+    empty = [name for name, rs in runs.items() if not rs]
+    if empty:
+        raise ValueError(f"{empty[0]}: no pooled runs of {args.recipe!r} with logits")
+    if len(runs) > 1:
+        runs["all"] = [r for rs in runs.values() for r in rs]
+    return t, runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_report_args(p)
     p.add_argument("--max-unknown", type=float, default=0.03)
     p.add_argument("--min-gain", type=float, default=0.005)
     p.add_argument("--out", type=Path, default=Path("results/cross_corpus/unknown_threshold"))
     args = p.parse_args(argv)
     try:
-        t = (
-            args.temperature
-            or json.loads((args.model_dir / "metrics.json").read_text())["temperature"]
-        )
-        names = args.names or [r.parent.name for r in args.reports]
-        if len(names) != len(args.reports) or len(set(names)) != len(names):
-            raise ValueError(f"--names: one distinct name per report, got {names}")
-        runs = {
-            n: pooled_runs(json.loads(r.read_text()), args.recipe)
-            for n, r in zip(names, args.reports)
-        }
+        t, runs = read_sets(args)
     except (OSError, ValueError, KeyError) as e:
         print(f"unknown_threshold: error: {e}", file=sys.stderr)
         return 2
-    empty = [name for name, rs in runs.items() if not rs]
-    if empty:
-        print(f"unknown_threshold: error: {empty[0]}: no pooled runs of {args.recipe!r} with "
-              "logits", file=sys.stderr)  # fmt: skip
-        return 2
-    if len(runs) > 1:
-        runs["all"] = [r for rs in runs.values() for r in rs]
     sets = {}
     print(f"temperature {t:.4f}; per corpus at each threshold: unknown, gain in points")
     for name, rs in runs.items():
