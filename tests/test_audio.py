@@ -1,11 +1,13 @@
 """Audio I/O: formats, mono mix, resampling, and one clear error per kind of bad file."""
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from conftest import voice
-from vgd.audio import AudioError, load_audio, save_audio
+from vgd.audio import AudioError, _decoder_notes_dropped, load_audio, save_audio
 from vgd.config import AudioConfig
 
 CFG = AudioConfig()
@@ -75,6 +77,23 @@ def test_zero_frames(tmp_path):
 def test_not_audio(tmp_path):
     (tmp_path / "t.wav").write_text("this is a text file, not a wave")
     assert _reason(tmp_path / "t.wav").startswith("not audio or corrupt")
+
+
+def test_fake_mp3_gets_one_line_and_no_decoder_notes(tmp_path, capfd):
+    """libmpg123 prints "Note: Illegal Audio-MPEG-Header" when it probes a file that is not MP3,
+    and libsndfile then says the existing file "does not exist"."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "fake.mp3").write_bytes(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    reason = _reason(tmp_path / "fake.mp3")
+    assert reason == "not audio or corrupt (no format libsndfile can decode)"
+    os.write(2, b"still here\n")  # stderr works again after the probe
+    assert capfd.readouterr().err == "still here\n"
+
+
+def test_only_decoder_notes_are_dropped_from_stderr(capfd):
+    with _decoder_notes_dropped():
+        os.write(2, b"Note: Illegal Audio-MPEG-Header 0x00000000 at offset 2.\nanother thread\n")
+    assert capfd.readouterr().err == "another thread\n"
 
 
 def test_truncated_header_is_corrupt(tmp_path):

@@ -1,6 +1,8 @@
 """AudioDataset: training crops, augmentation, workers, balancing, and the shared cache."""
 
+import logging
 import multiprocessing as mp
+import os
 
 import numpy as np
 import pytest
@@ -125,6 +127,53 @@ def test_cache_remembers_failures(tmp_path):
     assert list(report.failed.values())[0].startswith("not audio")
     with pytest.raises(AudioError, match="bad.wav: not audio"):
         AudioCache(tmp_path / "c").get(tmp_path / "bad.wav")
+
+
+def _entries(root):
+    return sorted((root).glob("??/*.npy"))
+
+
+def test_the_cache_stays_within_its_limit_and_decodes_evicted_files_again(tmp_path):
+    paths = []
+    for i in range(5):
+        save_audio(tmp_path / f"{i}.wav", voice(100 + 20 * i, 1.0), 16000)
+        paths.append(str(tmp_path / f"{i}.wav"))
+    entry_bytes = 16000 * 4 + 128  # 1 s of float32 and the .npy header
+    limit_gb = 2.5 * entry_bytes / 1e9
+    cache = AudioCache(tmp_path / "c", limit_gb=limit_gb)
+    report = prefill(cache, paths, progress=False)
+    assert report.decoded == 5 and not report.failed
+    kept = _entries(tmp_path / "c")
+    assert len(kept) == 2
+    assert sum(p.stat().st_size for p in kept) <= limit_gb * 1e9
+    fresh = AudioCache(tmp_path / "c", limit_gb=0)  # 0: no limit
+    assert np.array_equal(fresh.get(paths[0]), AudioCache(tmp_path / "u", limit_gb=0).get(paths[0]))
+    assert len(_entries(tmp_path / "c")) == 3
+
+
+def test_reading_an_entry_keeps_it_over_an_unread_newer_one(tmp_path):
+    for name in "abc":
+        save_audio(tmp_path / f"{name}.wav", voice(150, 1.0), 16000)
+    paths = [str(tmp_path / f"{n}.wav") for n in "abc"]
+    cache = AudioCache(tmp_path / "c")
+    for i, path in enumerate(paths):
+        cache.get(path)
+        entry = cache._entry(cache.key(path))
+        os.utime(entry, ns=(10**18 + i, 10**18 + i))  # written in the order a, b, c
+    size = entry.stat().st_size
+    later = AudioCache(tmp_path / "c", limit_gb=2 * size / 1e9)
+    later.get(paths[0])  # a is read again: now the most recently used
+    removed = later.evict()
+    assert removed == [later._entry(later.key(paths[1]))]
+
+
+def test_a_limit_below_the_working_set_is_reported(tmp_path, caplog):
+    for i in range(3):
+        save_audio(tmp_path / f"{i}.wav", voice(150, 1.0), 16000)
+    cache = AudioCache(tmp_path / "c", limit_gb=1e-9)
+    with caplog.at_level(logging.WARNING, logger="vgd.cache"):
+        prefill(cache, [str(tmp_path / f"{i}.wav") for i in range(3)], progress=False)
+    assert "raise the limit (audio_cache_gb)" in caplog.text
 
 
 def _fill(root, paths):

@@ -9,8 +9,11 @@ same samples as the same audio read from a file.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,14 +164,45 @@ def audio_info(source: Source) -> AudioInfo:
     if path.stat().st_size == 0:
         raise AudioError(path, "empty (0 bytes)")
     try:
-        info = sf.info(str(path))
+        with _decoder_notes_dropped():
+            info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(path, f"not audio or corrupt ({_short(e)})") from e
+        raise AudioError(path, f"not audio or corrupt ({_probe_reason(e)})") from e
     frames = info.frames
     # MP3 headers may not state a length; -1 or huge means "unknown until decoded".
     if frames < 0 or frames >= 2**62:
         frames = -1
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(frames))
+
+
+_STDERR_LOCK = threading.Lock()  # fd 2 is the process's: one redirection at a time
+_DECODER_NOTE = b"Note: "  # libmpg123's prefix ("Note: Illegal Audio-MPEG-Header ...")
+
+
+@contextlib.contextmanager
+def _decoder_notes_dropped() -> Iterator[None]:
+    """Hold what C code writes to stderr while a file's format is probed and write it back
+    without libmpg123's notes: probing a file that is not MP3 prints them, and the file's
+    one-line AudioError already says what is wrong."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [x for x in held.read().splitlines(True) if not x.startswith(_DECODER_NOTE)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def _probe_reason(e: Exception) -> str:
+    """libsndfile's reason, except the one it gives any existing file it cannot open."""
+    if "does not exist or is not a regular file" in str(e):
+        return "no format libsndfile can decode"
+    return _short(e)
 
 
 def _short(e: Exception) -> str:

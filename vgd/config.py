@@ -345,6 +345,7 @@ class TrainConfig:
 
 
 MEMORY_FORMATS = ("contiguous", "channels_last", "auto")  # RunConfig.memory_format's choices
+AUDIO_CACHE_GB = 20.0  # the decoded-audio cache's default bound: ~90 h of 16-kHz float32 speech
 
 
 @dataclass(frozen=True)
@@ -370,6 +371,13 @@ class RunConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
     cache_dir: str = field(
         default="", metadata={"help": "decoded-audio cache folder ('': decode on every read)"}
+    )
+    audio_cache_gb: float = field(
+        default=AUDIO_CACHE_GB,
+        metadata={
+            "help": "decoded audio kept in the cache folder, least recently used removed beyond "
+            "this many GB (0: no limit)"
+        },
     )
     packed_cache_gb: float = field(
         default=8.0,
@@ -404,6 +412,7 @@ class RunConfig:
             f"must be auto, channels_last or contiguous, not {self.memory_format!r}",
         )
         _check(self.num_workers >= 0, "num_workers", "must be >= 0")
+        _check(self.audio_cache_gb >= 0, "audio_cache_gb", "must be >= 0")
         _check(self.packed_cache_gb >= 0, "packed_cache_gb", "must be >= 0")
         _check(
             self.train_input in ("auto", "device", "loader"),

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 
 from vgd.audio import AudioError, audio_info, load_audio
 from vgd.cache import AudioCache
-from vgd.config import AudioConfig, AugmentConfig
+from vgd.config import AUDIO_CACHE_GB, AudioConfig, AugmentConfig
 from vgd.inference import Reader, crop
 from vgd.manifest import Clip
 
@@ -28,10 +28,12 @@ log = logging.getLogger(__name__)
 IGNORE = -100  # label of an unreadable clip's placeholder; the loss skips it
 
 
-def make_reader(audio: AudioConfig, cache_dir: str = "") -> Reader:
+def make_reader(
+    audio: AudioConfig, cache_dir: str = "", cache_gb: float = AUDIO_CACHE_GB
+) -> Reader:
     """A function path → waveform: through the on-disk cache when one is configured."""
     if cache_dir:
-        return AudioCache(cache_dir, audio).get
+        return AudioCache(cache_dir, audio, cache_gb).get
     return lambda path: load_audio(path, audio)
 
 

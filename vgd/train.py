@@ -23,7 +23,15 @@ from vgd.batches import DeviceBatcher
 from vgd.cache import AudioCache, prefill
 from vgd.calibration import calibrate
 from vgd.checkpoint import build_model, save_checkpoint, torch_load, torch_save
-from vgd.config import AudioConfig, ConfigError, RunConfig, TrainConfig, save_config, to_dict
+from vgd.config import (
+    AUDIO_CACHE_GB,
+    AudioConfig,
+    ConfigError,
+    RunConfig,
+    TrainConfig,
+    save_config,
+    to_dict,
+)
 from vgd.dataset import IGNORE, class_weights, make_reader
 from vgd.device import autocast, resolve_device, resolve_memory_format, resolve_precision
 from vgd.evaluate import compute_metrics, pooled_loss, score_clips
@@ -82,6 +90,7 @@ def usable_clips(
     cache_dir: str = "",
     progress: bool = False,
     reader: Reader | None = None,
+    cache_gb: float = AUDIO_CACHE_GB,
 ) -> tuple[list[Clip], list[str]]:
     """Drop clips that cannot be read, listing why; with a cache this decodes each file once.
 
@@ -90,7 +99,8 @@ def usable_clips(
     if reader is not None:
         failed = _unreadable(clips, reader)
     elif cache_dir:
-        report = prefill(AudioCache(cache_dir, audio), [c.path for c in clips], progress=progress)
+        cache = AudioCache(cache_dir, audio, cache_gb)
+        report = prefill(cache, [c.path for c in clips], progress=progress)
         failed = report.failed
     else:
         failed = _unreadable(clips, audio_info)
@@ -118,7 +128,7 @@ def _data(
     reader: Reader | None = None,
 ) -> _Data:
     d = config.data
-    reader = reader or make_reader(config.audio, run.cache_dir)
+    reader = reader or make_reader(config.audio, run.cache_dir, run.audio_cache_gb)
     train_clips = select(clips, d.train_splits)
     if not train_clips:
         raise ManifestError(f"{run.manifest}: no clips in training split(s) {list(d.train_splits)}")
@@ -164,7 +174,12 @@ class Trainer:
         self.reader = reader  # path -> waveform; None: the files, through run.cache_dir
         self.labels = tuple(config.data.labels)
         self.clips, self.unreadable = usable_clips(
-            load_clips(config, run.manifest, clips), config.audio, run.cache_dir, progress, reader
+            load_clips(config, run.manifest, clips),
+            config.audio,
+            run.cache_dir,
+            progress,
+            reader,
+            run.audio_cache_gb,
         )
         self.state_dir = Path(state_dir) if state_dir else None
         self.progress = progress

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from vgd.audio import AudioError
 from vgd.batches import DeviceBatcher, PackedCorpus, choose_storage, pack_corpus, seeded_generator
-from vgd.cache import AudioCache
+from vgd.cache import AudioCache, evict_oldest
 from vgd.conditions import Conditions
 from vgd.config import RunConfig, TrainConfig
 from vgd.dataset import (
@@ -249,29 +249,6 @@ def _map(path: Path) -> Tensor:
 def evict_packed(folder: Path, limit: int, keep: Path) -> list[Path]:
     """Remove the least recently used packed corpora in ``folder`` until they take at most
     ``limit`` bytes (``keep`` stays): every fold of every search packs its own training set,
-    and without a bound they fill the disk. A run that has one mapped keeps reading it (the
-    file lives until it is unmapped); one that opens it later packs it again."""
-    entries = []
-    for path in folder.glob("*.npy"):
-        if path.name.endswith(".lengths.npy") or path == keep:
-            continue
-        try:
-            st = path.stat()
-        except FileNotFoundError:  # another process evicted it first
-            continue
-        entries.append((st.st_mtime, st.st_size, path))
-    total = sum(size for _, size, _ in entries) + keep.stat().st_size
-    removed = []
-    for _, size, path in sorted(entries):
-        if total <= limit:
-            break
-        path.unlink(missing_ok=True)
-        total -= size
-        removed.append(path)
-    if removed:
-        log.info(
-            "packed-corpus cache over %.1f GB: removed %d least recently used",
-            limit / 1e9,
-            len(removed),
-        )
-    return removed
+    and without a bound they fill the disk."""
+    corpora = [p for p in folder.glob("*.npy") if not p.name.endswith(".lengths.npy")]
+    return evict_oldest(corpora, limit, keep=[keep])
