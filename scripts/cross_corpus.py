@@ -193,7 +193,10 @@ def measure(
         print(
             f"resuming: {len(done_before)} runs already in {args.out / 'results.json'}", flush=True
         )
-    todo = [t for t in all_runs if t[2] not in same and _key(t[0], t[2]) not in done_before]
+    todo = schedule(
+        [t for t in all_runs if t[2] not in same and _key(t[0], t[2]) not in done_before],
+        args.jobs,
+    )
     t0, total = time.perf_counter(), len(todo)
     for done, trained in enumerate(_runs(todo, run, args.jobs, tuple(args.score_epochs)), 1):
         twins = [n for n, twin in same.items() if twin == trained["recipe"]]
@@ -268,6 +271,15 @@ def same_as(recipes: dict[str, TrainConfig]) -> dict[str, str]:
         for name, config in recipes.items()
         if first.setdefault(config, name) != name
     }
+
+
+def schedule(todo: list[tuple], jobs: int) -> list[tuple]:
+    """The runs in the order they start. One at a time: as listed, fold-major. Several at once:
+    the most training clips first (a run's time grows with them), so that the last runs to
+    start are short and no slot idles long at the end; a fold's recipes stay side by side."""
+    if jobs <= 1:
+        return list(todo)
+    return sorted(todo, key=lambda t: -sum(c.split == "train" for c in t[1]))
 
 
 def _key(meta: dict[str, Any], recipe: str) -> tuple:
@@ -532,9 +544,17 @@ def within(curve: list[float], margin: float = 0.01) -> int:
     return next(e for e, v in enumerate(curve, 1) if v >= best - margin)
 
 
+def curve_marks(epochs: int) -> list[int]:
+    """The epochs a curve table shows: a roughly doubling ladder, and always the last epoch."""
+    ladder = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 64, 96, 128, 192, 256)
+    return [e for e in ladder if e < epochs] + [epochs]
+
+
 def curve_lines(report: dict[str, Any]) -> list[str]:
     """Each recipe's mean validation macro balanced accuracy at a few epochs."""
-    marks = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40)
+    marks = curve_marks(
+        max(len(c["val_macro_balanced_accuracy"]) for c in report["curves"].values())
+    )
     lines = [f"{'recipe':<10} {'folds':>5} " + "".join(f"{'ep ' + str(e):>7}" for e in marks)]
     for recipe, c in report["curves"].items():
         ys = c["val_macro_balanced_accuracy"]

@@ -534,3 +534,46 @@ def test_the_code_version_follows_the_modules_it_hashes(tmp_path, monkeypatch):
     assert script.code_version() == first
     (package / "train.py").write_text("EPOCHS = 2\n")
     assert script.code_version() != first
+
+
+def test_several_jobs_start_the_runs_with_most_training_clips_first():
+    script = load_script("cross_corpus")
+
+    def run(name: str, trained: int, recipe: str) -> tuple:
+        fold = [
+            Clip(f"/{name}{i}.wav", "female", f"s{i}", 2.0, "a", "train") for i in range(trained)
+        ]
+        fold.append(Clip(f"/{name}t.wav", "male", "t", 2.0, "a", "test"))  # not trained on
+        return ({"kind": name}, fold, recipe, None)
+
+    todo = [
+        run("loco_small", 2, "default"),
+        run("loco_small", 2, "pick"),
+        run("pooled", 5, "default"),
+        run("pooled", 5, "pick"),
+        run("loco_large", 4, "default"),
+    ]
+    assert script.schedule(todo, jobs=1) == todo  # one at a time: fold-major, as listed
+    started = [(t[0]["kind"], t[2]) for t in script.schedule(todo, jobs=2)]
+    assert started == [
+        ("pooled", "default"),
+        ("pooled", "pick"),  # a fold's recipes stay side by side
+        ("loco_large", "default"),
+        ("loco_small", "default"),
+        ("loco_small", "pick"),
+    ]
+
+
+def test_the_curve_table_reaches_the_last_epoch():
+    script = load_script("cross_corpus")
+    assert script.curve_marks(60)[-3:] == [40, 48, 60]
+    assert script.curve_marks(20)[-2:] == [16, 20]
+    assert script.curve_marks(1) == [1]
+    curve = [0.5 + i / 200 for i in range(60)]
+    report = {
+        "curves": {
+            "r": {"folds": 2, "val_macro_balanced_accuracy": curve, "within_1pt_of_best": 59}
+        }
+    }
+    header, row = script.curve_lines(report)
+    assert header.split()[-2:] == ["ep", "60"] and "0.7950" in row  # epoch 60's 0.5 + 59/200
