@@ -8,8 +8,12 @@ both ran (cross_corpus's paired table), and their leave-one-corpus-out lines sid
         results/release/compare/results.json --names round3 round4
 
 A round whose runs are in several reports (more fold seeds, run later) is named by their paths
-joined with commas. Leave-one-corpus-out runs are paired by fold seed: the last columns are the
-mean difference and the wins/losses over the seeds both rounds ran.
+joined with commas. ``--recipe BEFORE AFTER`` pairs two recipes of different names (a recipe
+trained with a third corpus against the default, say). When the rounds scored different corpora,
+the corpora only one of them scored are left out of the pairs and of the macro, which is then
+the mean over the corpora both scored. Leave-one-corpus-out runs are paired by the corpus they
+test and by fold seed: the last columns are the mean difference and the wins/losses over the
+seeds both rounds ran.
 """
 
 from __future__ import annotations
@@ -38,32 +42,41 @@ def relabelled(paths: list[Path], recipe: str, name: str) -> list[dict[str, Any]
     return runs
 
 
+def on_shared_corpora(rows: list[dict[str, Any]], names: list[str]) -> list[str]:
+    """Keep only the corpora both rounds' pooled runs scored, the macro recomputed over them;
+    return the corpora left out."""
+    scored = [
+        set().union(*(r["per_corpus"] for r in rows if r["recipe"] == n and r["kind"] != LOCO))
+        for n in names
+    ]
+    shared = scored[0] & scored[1]
+    dropped = sorted((scored[0] | scored[1]) - shared)
+    for r in rows:
+        if r["kind"] != LOCO and dropped:
+            r["per_corpus"] = {c: m for c, m in r["per_corpus"].items() if c in shared}
+            r["macro_balanced_accuracy"] = statistics.fmean(
+                m["balanced_accuracy"] for m in r["per_corpus"].values()
+            )
+    return dropped
+
+
 def reports(text: str) -> list[Path]:
     """One round's reports: paths joined with commas."""
     return [Path(p) for p in text.split(",") if p]
 
 
 def loco_lines(rows: list[dict[str, Any]], names: list[str]) -> list[str]:
-    """Each round's leave-one-corpus-out score per direction: mean (min) over the fold seeds,
-    then the later round's mean difference and wins/losses, paired by seed."""
-    lines = [
-        f"{'leave one corpus out':<36}"
-        + "".join(f"{n:>18}" for n in names)
-        + f"{'diff':>10}{'wins/losses':>13}"
-    ]
-    directions = sorted(
-        {(r["train"], next(iter(r["per_corpus"]))) for r in rows if r["kind"] == LOCO}
-    )
-    for train, test in directions:
-        by_seed = [
-            {
-                r["seed"]: r["per_corpus"][test]["balanced_accuracy"]
-                for r in rows
-                if r["recipe"] == name and r["kind"] == LOCO and r["train"] == train
-            }
-            for name in names
+    """Each round's leave-one-corpus-out score per corpus left out: mean (min) over the fold
+    seeds, then the later round's mean difference and wins/losses, paired by seed."""
+    tested = sorted({next(iter(r["per_corpus"])) for r in rows if r["kind"] == LOCO})
+    cells, labels = [], []
+    for test in tested:
+        mine = [
+            [r for r in rows if r["recipe"] == n and r["kind"] == LOCO and test in r["per_corpus"]]
+            for n in names
         ]
-        cells = [
+        by_seed = [{r["seed"]: r["per_corpus"][test]["balanced_accuracy"] for r in m} for m in mine]
+        scores = [
             f"{statistics.fmean(s.values()):.4f} ({min(s.values()):.4f})" if s else "-"
             for s in by_seed
         ]
@@ -74,29 +87,47 @@ def loco_lines(rows: list[dict[str, Any]], names: list[str]) -> list[str]:
             if diff
             else ""
         )
-        lines.append(
-            f"{train + ' → ' + test:<36}" + "".join(f"{c:>18}" for c in cells) + paired_cells
-        )
-    return lines
+        labels.append(" | ".join(dict.fromkeys(r["train"] for m in mine for r in m)) + f" → {test}")
+        cells.append("".join(f"{c:>18}" for c in scores) + paired_cells)
+    width = max([36, *(len(label) + 2 for label in labels)])
+    head = f"{'leave one corpus out':<{width}}" + "".join(f"{n:>18}" for n in names)
+    return [
+        head + f"{'diff':>10}{'wins/losses':>13}",
+        *(f"{label:<{width}}{c}" for label, c in zip(labels, cells)),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("before", type=reports, help="the earlier round's results.json (A,B,...)")
     p.add_argument("after", type=reports, help="the later round's results.json (A,B,...)")
-    p.add_argument("--recipe", default="default", help="the recipe to pair (default: default)")
+    p.add_argument(
+        "--recipe",
+        nargs="+",
+        default=["default"],
+        metavar="NAME",
+        help="the recipe to pair (default: default), or BEFORE AFTER when they differ",
+    )
     p.add_argument("--names", nargs=2, default=["before", "after"], metavar=("BEFORE", "AFTER"))
     args = p.parse_args(argv)
+    if len(args.recipe) > 2:
+        p.error("--recipe takes one name, or two (BEFORE AFTER)")
+    recipes = args.recipe * (3 - len(args.recipe))
     try:
         rows = [
-            *relabelled(args.before, args.recipe, args.names[0]),
-            *relabelled(args.after, args.recipe, args.names[1]),
+            *relabelled(args.before, recipes[0], args.names[0]),
+            *relabelled(args.after, recipes[1], args.names[1]),
         ]
     except (OSError, ValueError, KeyError) as e:
         print(f"paired_rounds: error: {e}", file=sys.stderr)
         return 2
+    dropped = on_shared_corpora(rows, args.names)
     report = {"paired": {"after": paired(rows, *args.names)}}
-    print("\n".join([*paired_lines(report), "", *loco_lines(rows, args.names)]))
+    lines = paired_lines(report)
+    if dropped:
+        left_out = ", ".join(dropped)
+        lines.append(f"not paired (one round scored them): {left_out}; macro over the rest")
+    print("\n".join([*lines, "", *loco_lines(rows, args.names)]))
     return 0
 
 

@@ -77,6 +77,54 @@ def test_the_later_round_is_paired_with_the_earlier_on_the_folds_both_ran(script
     assert direction.split()[-6:] == ["0.7500", "(0.7000)", "0.9000", "(0.9000)", "+0.1000", "1/0"]
 
 
+def test_a_recipe_with_a_third_corpus_is_paired_on_the_corpora_both_scored(
+    script, tmp_path, capsys
+):
+    before = write(
+        tmp_path / "a.json",
+        [
+            pooled("default", 1, 0, 0.80, 0.90),
+            pooled("default", 1, 1, 0.90, 0.90),
+            loco("default", 1, "speechocean762", "librispeech", 0.80),
+            loco("default", 2, "speechocean762", "librispeech", 0.90),
+        ],
+    )
+    third = {"synth": {"balanced_accuracy": 0.0}}  # would drag the macro down if it counted
+    runs = [pooled("with_synth", 1, k, 0.90, 0.80) for k in (0, 1)]
+    for r in runs:
+        r["per_corpus"] |= third
+        r["macro_balanced_accuracy"] = (0.90 + 0.80 + 0.0) / 3
+    after = write(
+        tmp_path / "b.json",
+        [
+            *runs,
+            loco("with_synth", 1, "speechocean762+synth", "librispeech", 0.85),
+            loco("with_synth", 2, "speechocean762+synth", "librispeech", 0.92),
+            loco("with_synth", 1, "librispeech+speechocean762", "synth", 0.95),
+        ],
+    )
+    argv = [str(before), str(after), "--recipe", "default", "with_synth"]
+    assert script.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    macro = next(line for line in lines if line.startswith("macro "))
+    # the macro over librispeech and speechocean762 only: 0.85 and 0.875 before, 0.85 after
+    assert macro.split()[1:4] == ["0.8750", "0.8500", "-0.0250"]
+    assert not any(line.startswith("synth ") for line in lines)
+    assert "not paired (one round scored them): synth; macro over the rest" in lines
+    ls = next(line for line in lines if line.startswith("speechocean762 | speechocean762+synth → "))
+    # paired by seed on the corpus left out: +0.05 and +0.02
+    assert ls.split()[-6:] == ["0.8500", "(0.8000)", "0.8850", "(0.8500)", "+0.0350", "2/0"]
+    synth = next(line for line in lines if line.startswith("librispeech+speechocean762 → synth"))
+    assert synth.split()[-3:] == ["-", "0.9500", "(0.9500)"]
+
+
+def test_more_than_two_recipes_is_a_usage_error(script, tmp_path):
+    before = write(tmp_path / "a.json", [pooled("default", 1, 0, 0.9, 0.9)])
+    with pytest.raises(SystemExit) as stop:
+        script.main([str(before), str(before), "--recipe", "a", "b", "c"])
+    assert stop.value.code == 2
+
+
 def test_a_round_can_be_several_reports(script, tmp_path, capsys):
     before = write(tmp_path / "a.json", [loco("default", 1, "ls", "so", 0.80)])
     more_before = write(tmp_path / "a2.json", [loco("default", 3, "ls", "so", 0.90)])
