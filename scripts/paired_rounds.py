@@ -49,7 +49,13 @@ def on_shared_corpora(rows: list[dict[str, Any]], names: list[str]) -> list[str]
         set().union(*(r["per_corpus"] for r in rows if r["recipe"] == n and r["kind"] != LOCO))
         for n in names
     ]
+    if not all(scored):  # a round without pooled runs: nothing to pair
+        return []
     shared = scored[0] & scored[1]
+    if not shared:
+        raise ValueError(
+            f"no corpus scored by both rounds: {sorted(scored[0])}, {sorted(scored[1])}"
+        )
     dropped = sorted((scored[0] | scored[1]) - shared)
     for r in rows:
         if r["kind"] != LOCO and dropped:
@@ -112,16 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if len(args.recipe) > 2:
         p.error("--recipe takes one name, or two (BEFORE AFTER)")
-    recipes = args.recipe * (3 - len(args.recipe))
+    before, after = (args.recipe * 2)[:2]  # one name serves both rounds
     try:
         rows = [
-            *relabelled(args.before, recipes[0], args.names[0]),
-            *relabelled(args.after, recipes[1], args.names[1]),
+            *relabelled(args.before, before, args.names[0]),
+            *relabelled(args.after, after, args.names[1]),
         ]
+        dropped = on_shared_corpora(rows, args.names)
     except (OSError, ValueError, KeyError) as e:
         print(f"paired_rounds: error: {e}", file=sys.stderr)
         return 2
-    dropped = on_shared_corpora(rows, args.names)
     report = {"paired": {"after": paired(rows, *args.names)}}
     lines = paired_lines(report)
     if dropped:

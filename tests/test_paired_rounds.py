@@ -118,6 +118,29 @@ def test_a_recipe_with_a_third_corpus_is_paired_on_the_corpora_both_scored(
     assert synth.split()[-3:] == ["-", "0.9500", "(0.9500)"]
 
 
+def test_a_round_without_pooled_runs_pairs_only_its_leave_one_out(script, tmp_path, capsys):
+    before = write(
+        tmp_path / "a.json",
+        [pooled("default", 1, 0, 0.9, 0.9), loco("default", 1, "ls", "so", 0.80)],
+    )
+    after = write(tmp_path / "b.json", [loco("small", 1, "ls+synth", "so", 0.85)])
+    assert script.main([str(before), str(after), "--recipe", "default", "small"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("paired by fold") for line in lines)
+    (line,) = [s for s in lines if s.startswith("ls | ls+synth → so")]
+    assert line.split()[-2:] == ["+0.0500", "1/0"]
+
+
+def test_rounds_that_share_no_corpus_are_a_one_line_error(script, tmp_path, capsys):
+    before = write(tmp_path / "a.json", [pooled("default", 1, 0, 0.9, 0.9)])
+    other = pooled("default", 1, 0, 0.9, 0.9)
+    other["per_corpus"] = {"synth": {"balanced_accuracy": 0.9}}
+    after = write(tmp_path / "b.json", [other])
+    assert script.main([str(before), str(after)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("paired_rounds: error: no corpus scored by both rounds")
+
+
 def test_more_than_two_recipes_is_a_usage_error(script, tmp_path):
     before = write(tmp_path / "a.json", [pooled("default", 1, 0, 0.9, 0.9)])
     with pytest.raises(SystemExit) as stop:
