@@ -57,12 +57,13 @@ def on_shared_corpora(rows: list[dict[str, Any]], names: list[str]) -> list[str]
             f"no corpus scored by both rounds: {sorted(scored[0])}, {sorted(scored[1])}"
         )
     dropped = sorted((scored[0] | scored[1]) - shared)
-    for r in rows:
-        if r["kind"] != LOCO and dropped:
-            r["per_corpus"] = {c: m for c, m in r["per_corpus"].items() if c in shared}
-            r["macro_balanced_accuracy"] = statistics.fmean(
-                m["balanced_accuracy"] for m in r["per_corpus"].values()
-            )
+    if not dropped:
+        return []
+    for r in (r for r in rows if r["kind"] != LOCO):
+        r["per_corpus"] = {c: m for c, m in r["per_corpus"].items() if c in shared}
+        r["macro_balanced_accuracy"] = statistics.fmean(
+            m["balanced_accuracy"] for m in r["per_corpus"].values()
+        )
     return dropped
 
 
