@@ -37,17 +37,19 @@ NO_AUGMENT = AugmentConfig(gain_db=0.0, noise_prob=0.0, shift_s=0.0, eq_db=0.0)
 
 
 def choose_storage(total_samples: int, budget_bytes: int) -> str | None:
-    """``"float32"`` if the samples fit the budget at 4 bytes each, ``"int16"`` at 2, else None."""
-    for name, (_, _, size) in STORAGE.items():
-        if total_samples * size <= budget_bytes:
-            log.info(
-                "packing %d samples as %s: %.2f of %.2f GiB",
-                total_samples,
-                name,
-                total_samples * size / 2**30,
-                budget_bytes / 2**30,
-            )
-            return name
+    """``"int16"`` if the samples fit the budget at 2 bytes each, else None.
+
+    Never float32, even where it would fit: the two round a sample differently, so choosing by
+    free memory made the same seed train a different model on a machine with more of it.
+    """
+    if total_samples * 2 <= budget_bytes:
+        log.info(
+            "packing %d samples as int16: %.2f of %.2f GiB",
+            total_samples,
+            total_samples * 2 / 2**30,
+            budget_bytes / 2**30,
+        )
+        return "int16"
     log.warning(
         "%d samples do not fit %.2f GiB even as int16 (%.2f GiB needed)",
         total_samples,
