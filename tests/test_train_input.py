@@ -38,6 +38,25 @@ def test_auto_packs_a_corpus_that_fits_and_loads_one_that_does_not(
     assert isinstance(forced, DeviceBatcher) and forced.corpus.data.dtype == torch.int16
 
 
+def test_the_batches_do_not_depend_on_how_much_memory_is_free(toy_manifest, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_input, "memory_budget", lambda device: 1 << 40)
+    roomy, clips = _source(toy_manifest, tmp_path / "roomy")
+    need = roomy.corpus.data.numel() * 2  # just room for int16
+    monkeypatch.setattr(train_input, "memory_budget", lambda device: need)
+    tight, _ = _source(toy_manifest, tmp_path / "tight")
+    for (a, ya), (b, yb) in zip(roomy.epoch(0), tight.epoch(0), strict=True):
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+def test_available_memory_reads_memavailable_and_falls_back_to_free_pages(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 2048 kB\nMemFree: 100 kB\nMemAvailable: 1500 kB\n")
+    assert train_input.available_memory(meminfo) == 1500 * 1024
+    free_pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    missing = train_input.available_memory(tmp_path / "absent")
+    assert missing > 0 and abs(missing - free_pages) <= 0.05 * free_pages
+
+
 def _source_with(manifest, tmp_path, reader_calls: list):
     config = toy_config(manifest, tmp_path)
     run = toy_run(manifest, tmp_path)
