@@ -96,6 +96,18 @@ def test_only_decoder_notes_are_dropped_from_stderr(capfd):
     assert capfd.readouterr().err == "another thread\n"
 
 
+@pytest.mark.parametrize("broken", ["tempfile.TemporaryFile", "os.dup"])
+def test_a_probe_still_answers_when_stderr_cannot_be_held(tmp_path, monkeypatch, broken):
+    def refuse(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(broken, refuse)
+    save_audio(tmp_path / "ok.wav", voice(150, 1.0), 16000)
+    assert load_audio(tmp_path / "ok.wav").size == 16000
+    (tmp_path / "t.wav").write_text("this is a text file, not a wave")
+    assert _reason(tmp_path / "t.wav").startswith("not audio or corrupt")
+
+
 def test_truncated_header_is_corrupt(tmp_path):
     save_audio(tmp_path / "c.flac", voice(150, 1.0), 16000)
     data = (tmp_path / "c.flac").read_bytes()

@@ -184,8 +184,15 @@ def _decoder_notes_dropped() -> Iterator[None]:
     """Hold what C code writes to stderr while a file's format is probed and write it back
     without libmpg123's notes: probing a file that is not MP3 prints them, and the file's
     one-line AudioError already says what is wrong."""
-    with _STDERR_LOCK, tempfile.TemporaryFile() as held:
-        saved = os.dup(2)
+    with _STDERR_LOCK, contextlib.ExitStack() as stack:
+        try:
+            held = stack.enter_context(tempfile.TemporaryFile())
+            saved = os.dup(2)
+        except OSError:  # no writable temp dir or no file descriptor left: probe unfiltered
+            held = None
+        if held is None:
+            yield
+            return
         os.dup2(held.fileno(), 2)
         try:
             yield
