@@ -551,7 +551,10 @@ def curve_marks(epochs: int) -> list[int]:
 
 
 def curve_lines(report: dict[str, Any]) -> list[str]:
-    """Each recipe's mean validation macro balanced accuracy at a few epochs."""
+    """Each recipe's mean validation macro balanced accuracy at a few epochs (none without
+    pooled runs: only they keep a validation curve)."""
+    if not report["curves"]:
+        return []
     marks = curve_marks(
         max(len(c["val_macro_balanced_accuracy"]) for c in report["curves"].values())
     )
@@ -738,7 +741,7 @@ def write_outputs(report: dict[str, Any], out: Path) -> int:
     text = "\n".join(
         [format_table(report["table"]), "", *paired_lines(report), "", *curve_lines(report)]
         + (["", *rules] if rules else [])
-    )
+    ).rstrip("\n")  # without pooled runs there are no curves to end it
     print(text)
     atomic_write_text(out / "table.txt", text + "\n")
     atomic_write_json(out / "results.json", report)

@@ -224,6 +224,13 @@ def test_cross_corpus_runs_loco_both_ways_and_pooled_cv(two_corpora, tmp_path, c
     assert {(r["recipe"], r["fold"]) for r in redrawn["runs"]} == {("toy", 1), ("other", 1)}
     assert set(redrawn["curves"]) == {"toy", "other"}
     assert "within 0.01 of best" in (again / "table.txt").read_text()
+    # a report of leave-one-corpus-out runs only (--no-pooled) has no curves to show
+    loco_only = dict(report, runs=loco)
+    (tmp_path / "loco.json").write_text(json.dumps(loco_only))
+    assert script.main(["--merge", str(tmp_path / "loco.json"), f"--out={tmp_path / 'loco'}"]) == 0
+    text = (tmp_path / "loco" / "table.txt").read_text()
+    assert "wide → deep" in text and "within 0.01 of best" not in text
+    assert not (tmp_path / "loco" / "curves.png").exists()
 
 
 def test_within_finds_the_first_epoch_near_the_best():
