@@ -42,7 +42,7 @@ def search_figure(rows: list[TrialRow], space: SearchSpace, path: Path) -> Path:
         ys.append(best)
     ax1.step(xs, ys, where="post", color="k", lw=1, label="best so far")
     ax1.set_xlabel(f"{unit} since the search started")
-    ax1.set_ylabel(f"{space.metric} (best epoch)")
+    ax1.set_ylabel(f"{space.metric} ({'last epoch' if space.ranks_last_epoch else 'best epoch'})")
     ax1.set_title(f"{space.name}: {len(rows)} trials")
     ax1.legend(fontsize=8)
     for r in rows:

@@ -146,16 +146,19 @@ def make_searcher(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
 
 
 def make_scheduler(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
+
+    from search.asha import MarginASHAScheduler
 
     if cfg.scheduler == "none":
         return FIFOScheduler()
     max_t = space.max_epochs(base)
-    return ASHAScheduler(
+    return MarginASHAScheduler(
         time_attr="epoch",
         max_t=max_t,
         grace_period=min(space.grace_period, max_t),
         reduction_factor=space.reduction_factor,
+        margin=space.margin,
     )
 
 

@@ -45,8 +45,9 @@ def _row(trial: Any, history: list[dict], space: SearchSpace, default_epochs: in
         return row
     best_epoch = int(last.get("best_epoch", last.get("epoch", 0)))
     at_best = next((h for h in history if h.get("epoch") == best_epoch), last)
-    row.metrics = {k: v for k, v in at_best.items() if k.startswith("val_")}
-    row.value = at_best.get(space.metric)
+    judged = last if space.ranks_last_epoch else at_best
+    row.metrics = {k: v for k, v in judged.items() if k.startswith("val_")}
+    row.value = judged.get(space.metric)
     row.epochs, row.best_epoch = int(last.get("epoch", 0)), best_epoch
     row.seconds = float(last.get("time_total_s", 0.0))
     row.train_seconds = float(sum(h.get("epoch_seconds", 0.0) for h in history))
@@ -212,11 +213,18 @@ def top_k_table(rows: list[TrialRow], space: SearchSpace, k: int) -> str:
     for i, r in enumerate(ranked, 1):
         params = ", ".join(f"{p}={_short(v)}" for p, v in r.params.items())
         loss = r.metrics.get("val_loss", float("nan"))
-        spread = r.metrics.get(f"{space.metric.removeprefix('best_')}_std")  # at the best epoch
+        spread = r.metrics.get(f"{spread_key(space.metric)}_std")  # at the judged epoch
         value = _with_spread(r.value, spread)
         lines.append(f"{i:>2} {r.trial_id:<10} {value:>22} {loss:>9.4f} {r.epochs:>6}  {params}")
         lines += [f"{'':14}{line}" for line in _per_corpus(r)]
     return "\n".join(lines)
+
+
+def spread_key(metric: str) -> str:
+    """The per-epoch score a ranking metric is made of (its ``_std`` is the spread over folds)."""
+    for prefix in ("best_", "last3_"):
+        metric = metric.removeprefix(prefix)
+    return metric
 
 
 def _with_spread(value: float, spread: float | None) -> str:
@@ -224,8 +232,8 @@ def _with_spread(value: float, spread: float | None) -> str:
 
 
 def _per_corpus(row: TrialRow) -> list[str]:
-    """Each corpus's validation balanced accuracy (± spread over folds) at the trial's best
-    epoch, which ``row.metrics`` holds."""
+    """Each corpus's validation balanced accuracy (± spread over folds) at the epoch the trial
+    is judged at (its best, or its last for a ``last3_`` metric), which ``row.metrics`` holds."""
     prefix = "val_balanced_accuracy@"
     corpora = sorted(
         k[len(prefix) :]

@@ -5,7 +5,7 @@ A space file::
     metric: val_balanced_accuracy      # what the trainable reports each epoch
     mode: max
     budget: {num_samples: 24, time_budget_s: 3600}
-    scheduler: {grace_period: 2, reduction_factor: 3}
+    scheduler: {grace_period: 2, reduction_factor: 3, margin: 0.0}   # margin: see search.asha
     base: {optim.epochs: 12}           # fixed overrides for every trial
     parameters:
       optim.lr: {loguniform: [1.0e-4, 1.0e-2]}
@@ -44,7 +44,7 @@ SPACES_DIR = _spaces_dir()
 KINDS = ("uniform", "loguniform", "int", "logint", "categorical")
 TOP_KEYS = {"description", "metric", "mode", "budget", "scheduler", "base", "parameters"}
 BUDGET_KEYS = {"num_samples", "time_budget_s", "max_concurrent"}
-SCHEDULER_KEYS = {"grace_period", "reduction_factor"}
+SCHEDULER_KEYS = {"grace_period", "reduction_factor", "margin"}
 METRICS = {
     "val_balanced_accuracy": "max",
     "val_macro_balanced_accuracy": "max",  # the mean over corpora (= the above with one)
@@ -56,6 +56,9 @@ METRICS = {
     # the best epoch's so far (vgd.train.best_so_far): a rung ranks trials by where they got
     "best_val_balanced_accuracy": "max",
     "best_val_macro_balanced_accuracy": "max",
+    # the mean of the last 3 epochs (vgd.train.recent_means): a lucky epoch cannot win a rung
+    "last3_val_balanced_accuracy": "max",
+    "last3_val_macro_balanced_accuracy": "max",
 }
 
 
@@ -105,6 +108,7 @@ class SearchSpace:
     max_concurrent: int = 0
     grace_period: int = 2
     reduction_factor: float = 3.0
+    margin: float = 0.0
     base: dict[str, Any] = field(default_factory=dict)
     params: tuple[Param, ...] = ()
     description: str = ""
@@ -127,6 +131,12 @@ class SearchSpace:
             if p.active(point):
                 point[p.path] = _get(config, p.path)
         return point
+
+    @property
+    def ranks_last_epoch(self) -> bool:
+        """True when the metric is judged where a trial ended (a mean of its last epochs), not
+        at its best epoch."""
+        return self.metric.startswith("last")
 
     def max_epochs(self, config: TrainConfig) -> int:
         """The most epochs any trial can run (the scheduler's horizon)."""
@@ -206,6 +216,7 @@ def _parse(data: Mapping[str, Any], path: Path) -> SearchSpace:
         max_concurrent=int(budget.get("max_concurrent", 0)),
         grace_period=_positive_int(sched.get("grace_period", 2), "scheduler.grace_period"),
         reduction_factor=float(sched.get("reduction_factor", 3)),
+        margin=_margin(sched.get("margin", 0.0)),
         base=dict(_mapping(data.get("base", {}), "base")),
         params=tuple(parsed),
         description=str(data.get("description", "")),
@@ -218,6 +229,12 @@ def _mapping(value: Any, key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{key}: expected a mapping, found {type(value).__name__}")
     return value
+
+
+def _margin(value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ConfigError(f"scheduler.margin: expected a number in [0, 1), found {value!r}")
+    return float(value)
 
 
 def _positive_int(value: Any, key: str) -> int:

@@ -69,6 +69,12 @@ def test_each_epoch_reports_the_mean_and_spread_of_the_folds(cv_manifest, tmp_pa
                 h["best_val_balanced_accuracy"]
                 == history[h["best_epoch"] - 1]["val_balanced_accuracy"]
             )
+    # or the mean of the last epochs' scores (up to 3; fewer at the start), the mean's and each
+    # fold's own
+    for curve in [seen] + [fold["history"] for fold in per_fold]:
+        for epoch, h in enumerate(curve, 1):
+            recent = [r["val_balanced_accuracy"] for r in curve[max(0, epoch - 3) : epoch]]
+            assert h["last3_val_balanced_accuracy"] == pytest.approx(statistics.fmean(recent))
 
 
 def test_an_interrupted_cross_validation_resumes_to_the_same_result(cv_manifest, tmp_path):

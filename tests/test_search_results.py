@@ -1,8 +1,10 @@
 """Reading a search's trials back from Tune's files, including files a kill cut short."""
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
+import pytest
 from pyarrow import fs
 
 from search.harness import _check_saved_state, _recreate_deleted_checkpoints
@@ -77,3 +79,19 @@ def test_a_checkpoint_the_saved_state_names_but_a_kill_deleted_is_recreated_empt
     # Empty: restored from it, the trial starts over.
     assert not any((trial / "checkpoint_000000").iterdir())
     assert (trial / "checkpoint_000001" / "state.pt").read_bytes() == b"epoch 2"
+
+
+def test_a_last_epochs_metric_takes_the_trials_value_and_scores_at_its_last_epoch(tmp_path):
+    lines = []
+    for epoch, value in enumerate((0.6, 0.9, 0.7), 1):
+        r = record(epoch, value)
+        r.update(best_epoch=2, last3_val_balanced_accuracy=value - 0.1)
+        lines.append(json.dumps(r) + "\n")
+    space = load_space("smoke")
+    last3 = dataclasses.replace(space, metric="last3_val_balanced_accuracy")
+    (row,) = collect_rows(SimpleNamespace(trials=[fake_trial(tmp_path / "a", lines)]), last3, 3)
+    assert row.value == pytest.approx(0.6) and row.metrics["val_balanced_accuracy"] == 0.7
+    assert row.best_epoch == 2
+    best = dataclasses.replace(space, metric="val_balanced_accuracy")
+    (row,) = collect_rows(SimpleNamespace(trials=[fake_trial(tmp_path / "b", lines)]), best, 3)
+    assert row.value == 0.9 and row.metrics["val_balanced_accuracy"] == 0.9

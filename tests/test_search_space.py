@@ -221,3 +221,22 @@ def test_top_k_table_shows_each_corpus_with_its_spread():
     assert "0.9700 ± 0.0200" in table
     assert "librispeech: 0.9667 ± 0.0312" in table
     assert "speechocean762: 0.9760\n" in table + "\n"
+
+
+@pytest.mark.parametrize("margin", [-0.01, 1.0, "0.01", True])
+def test_a_scheduler_margin_outside_0_to_1_is_refused(tmp_path, margin):
+    path = write(
+        tmp_path,
+        {"scheduler": {"margin": margin}, "parameters": {"optim.lr": {"uniform": [1e-3, 1e-2]}}},
+    )
+    with pytest.raises(ConfigError, match="scheduler.margin"):
+        load_space(path)
+
+
+def test_a_last_epochs_metric_ranks_where_the_trial_ended(tmp_path):
+    data = {"scheduler": {"margin": 0.01}, "parameters": {"optim.lr": {"uniform": [1e-3, 1e-2]}}}
+    space = load_space(write(tmp_path, {"metric": "last3_val_balanced_accuracy", **data}))
+    assert (space.margin, space.mode, space.ranks_last_epoch) == (0.01, "max", True)
+    plain = load_space(write(tmp_path, {"metric": "best_val_balanced_accuracy", **data}, "p.yaml"))
+    assert not plain.ranks_last_epoch
+    assert load_space("smoke").margin == 0.0  # Ray's ASHA unless a space asks for more

@@ -12,7 +12,7 @@ from conftest import toy_config, toy_run, voice, write_toy_corpus
 from vgd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides
 from vgd.device import resolve_memory_format
-from vgd.train import WeightAverage, _scheduler, _State, save_outputs, train
+from vgd.train import WeightAverage, _scheduler, _State, recent_means, save_outputs, train
 
 
 def test_learns_pitch_separated_toy_voices(tmp_path):
@@ -22,6 +22,21 @@ def test_learns_pitch_separated_toy_voices(tmp_path):
     assert result.history[0]["val_loss"] > result.history[-1]["val_loss"]
     assert result.best["val_balanced_accuracy"] == 1.0
     assert [h["epoch"] for h in result.history] == list(range(1, 7))
+    # a scheduler may rank by the mean of the last 3 epochs instead of the best epoch
+    for epoch in (1, 2, 6):
+        scores = [h["val_balanced_accuracy"] for h in result.history[max(0, epoch - 3) : epoch]]
+        assert result.history[epoch - 1]["last3_val_balanced_accuracy"] == pytest.approx(
+            np.mean(scores)
+        )
+
+
+def test_recent_means_average_the_last_epochs_that_have_the_score():
+    history = [{"val_balanced_accuracy": v} for v in (0.5, 0.9, 0.6, 0.7)]
+    assert recent_means(history) == {"last3_val_balanced_accuracy": pytest.approx(0.7333333)}
+    assert recent_means(history[:1]) == {"last3_val_balanced_accuracy": 0.5}
+    assert recent_means(history, n=2) == {"last2_val_balanced_accuracy": pytest.approx(0.65)}
+    assert recent_means([]) == {}
+    assert recent_means([{"train_loss": 1.0}]) == {}  # no validation, nothing to rank by
 
 
 def test_reproducible_on_cpu(toy_manifest, tmp_path):

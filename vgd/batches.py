@@ -42,11 +42,12 @@ def choose_storage(total_samples: int, budget_bytes: int) -> str | None:
     Never float32, even where it would fit: the two round a sample differently, so choosing by
     free memory made the same seed train a different model on a machine with more of it.
     """
-    if total_samples * 2 <= budget_bytes:
+    size = total_samples * STORAGE["int16"][2]
+    if size <= budget_bytes:
         log.info(
             "packing %d samples as int16: %.2f of %.2f GiB",
             total_samples,
-            total_samples * 2 / 2**30,
+            size / 2**30,
             budget_bytes / 2**30,
         )
         return "int16"

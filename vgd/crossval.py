@@ -31,7 +31,15 @@ from vgd.splits import (
     speaker_folds,
     speaker_key,
 )
-from vgd.train import Callback, Session, Trainer, best_so_far, load_clips, selection_score
+from vgd.train import (
+    Callback,
+    Session,
+    Trainer,
+    best_so_far,
+    load_clips,
+    recent_means,
+    selection_score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +219,7 @@ class CrossValidation:
             metrics = aggregate(epoch, [_at_epoch(s, epoch) for s in sessions])
             state.record(metrics, self.config.optim.patience)
             metrics.update(best_so_far(state.history[state.best_epoch - 1]))
+            metrics.update(recent_means(state.history))
             metrics.update(
                 best_epoch=state.best_epoch,
                 early_stopped=state.stopped,

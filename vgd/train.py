@@ -424,6 +424,7 @@ class Session:
         metrics["epoch_seconds"] = time.perf_counter() - t0
         state.record(metrics, self.judged, cfg.optim.patience, cfg.optim.select)
         metrics.update(best_so_far(state.best_metrics))
+        metrics.update(recent_means(state.history))
         metrics["best_epoch"] = state.best_epoch
         metrics["early_stopped"] = state.stopped
         state.seconds = time.perf_counter() - self.started
@@ -483,6 +484,21 @@ def best_so_far(best: dict[str, Any]) -> dict[str, float]:
         f"best_{k}": float(v)
         for k, v in best.items()
         if k.startswith("val_") and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+RECENT_EPOCHS = 3
+RECENT_KEYS = ("val_balanced_accuracy", "val_macro_balanced_accuracy")
+
+
+def recent_means(history: list[dict[str, Any]], n: int = RECENT_EPOCHS) -> dict[str, float]:
+    """``last3_val_*``: the mean of the last ``n`` epochs' validation balanced accuracies, a
+    ranking that a single lucky epoch of a noisy curve cannot win (fewer epochs at the start)."""
+    recent = history[-n:]
+    return {
+        f"last{n}_{k}": sum(float(h[k]) for h in recent) / len(recent)
+        for k in RECENT_KEYS
+        if recent and all(k in h for h in recent)
     }
 
 
