@@ -229,7 +229,7 @@ def test_a_scheduler_margin_outside_0_to_1_is_refused(tmp_path, margin):
         tmp_path,
         {"scheduler": {"margin": margin}, "parameters": {"optim.lr": {"uniform": [1e-3, 1e-2]}}},
     )
-    with pytest.raises(ConfigError, match="scheduler.margin"):
+    with pytest.raises(ConfigError, match=r"scheduler.margin: expected a number in \[0, 1\)"):
         load_space(path)
 
 
