@@ -23,7 +23,10 @@ LAYERS = [
     ("workflows", "train crossval registry pipeline"),
     ("api", "api"),
     ("entry points", "cli __main__ __init__"),
-    ("search: parts", "search.trials search.space search.storage search.progress search.shipping"),
+    (
+        "search: parts",
+        "search.trials search.space search.storage search.progress search.shipping search.asha",
+    ),
     ("search: results and trainable", "search.figures search.results search.trainable"),
     ("search: harness", "search.harness"),
     ("search: entry", "search.run search.__init__"),
