@@ -18,8 +18,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from search.results import parse_result_line  # noqa: E402
 from search.space import SearchSpace, load_space  # noqa: E402
@@ -75,21 +73,18 @@ def read_events(search_dir: Path, metric: str) -> list[Event]:
     return sorted(events, key=lambda e: (e.timestamp, e.trial_id, e.epoch))
 
 
-def replay(events: list[Event], space: SearchSpace, max_t: int, margin: float) -> list[Decision]:
+def replay(
+    events: list[Event], space: SearchSpace, base: TrainConfig, margin: float
+) -> list[Decision]:
     """Feed the events to the search's scheduler with ``margin``; every rung decision it made."""
     from types import SimpleNamespace
 
     from ray.tune.schedulers import TrialScheduler
 
-    from search.asha import MarginASHAScheduler
+    from search.harness import make_scheduler
 
-    sched = MarginASHAScheduler(
-        time_attr="epoch",
-        max_t=max_t,
-        grace_period=min(space.grace_period, max_t),
-        reduction_factor=space.reduction_factor,
-        margin=margin,
-    )
+    space = dataclasses.replace(space, margin=margin)
+    sched = make_scheduler(space, base, SimpleNamespace(scheduler="asha"))
     sched.set_search_properties(space.metric, space.mode)
     sign = 1.0 if space.mode == "max" else -1.0
     trials: dict[str, SimpleNamespace] = {}
@@ -103,9 +98,8 @@ def replay(events: list[Event], space: SearchSpace, max_t: int, margin: float) -
             sched.on_trial_add(None, trials[e.trial_id])
         rung = _rung_reached(sched, e)
         cutoff = None
-        if rung:  # Ray's cutoff: the rung's (1 - 1/rf) percentile of the scores it recorded
-            q = (1 - 1 / space.reduction_factor) * 100
-            cutoff = sign * float(np.nanpercentile(list(rung.values()), q))
+        if rung:  # the rung's own cutoff, before the margin lowers it
+            cutoff = sign * (float(sched._brackets[0].cutoff(rung)) + margin)
         result = {"epoch": e.epoch, space.metric: e.value}
         action = sched.on_trial_result(None, trials[e.trial_id], result)
         if rung is not None:
@@ -147,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     space = load_space(summary["space"])
     if args.metric:
         space = dataclasses.replace(space, metric=args.metric)
-    max_t = space.max_epochs(apply_overrides(TrainConfig(), space.base))
+    base = apply_overrides(TrainConfig(), space.base)
     events = read_events(args.search_dir, space.metric)
     if not events:
         print(f"{args.search_dir}: no trial reported {space.metric}", file=sys.stderr)
@@ -157,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         f"reduction factor {space.reduction_factor:g}, {len({e.trial_id for e in events})} trials"
     )
     for margin in args.margin or [space.margin]:
-        print("\n".join(decision_lines(replay(events, space, max_t, margin), margin)))
+        print("\n".join(decision_lines(replay(events, space, base, margin), margin)))
     return 0
 
 
