@@ -11,7 +11,8 @@ trains on every speaker of every corpus for its folds' median best epoch; its te
 fitted on all folds' out-of-fold test predictions together, which also give the risk–coverage
 table. Writes model.pt, recipe.yaml, metrics.json and MODEL_CARD.md into --model-dir; the same
 inputs on the same CPU write the same bytes (vgd/pretrained/dvc.yaml runs it); --shipped
-records their sha256.
+records their sha256. ``--recipe NAME`` fits a recipe of the report whatever the comparison
+says (the runner-up's final model, to test it further), into another --model-dir.
 """
 
 from __future__ import annotations
@@ -234,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("results/release/shipped.json"),
         help="where the sha256 of the written files go",
     )
+    p.add_argument("--recipe", help="fit this recipe of the report instead of choosing one")
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
@@ -242,7 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ManifestError, OSError, json.JSONDecodeError) as e:
         print(f"release_model: error: {e}", file=sys.stderr)
         return 2
-    name, why = choose(report)
+    if args.recipe and args.recipe not in report["configs"]:
+        names = ", ".join(report["configs"])
+        print(
+            f"release_model: error: {args.compare}: no recipe {args.recipe!r} ({names})",
+            file=sys.stderr,
+        )
+        return 2
+    name, why = (args.recipe, "fitted with --recipe") if args.recipe else choose(report)
     print(f"recipe: {name} ({why})", flush=True)
     config = from_dict(TrainConfig, report["configs"][name])
     metrics = measured(report, name)

@@ -124,6 +124,13 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path, capsys):
     assert "| deep | 30 | 5 | 5 |" in card and "| wide | 0.7 (default) |" in card
     assert f"| macro over corpora | {metrics['cv']['macro_balanced_accuracy']['mean']:.4f}" in card
     assert "| deep | wide | 1 |" in card and f"**Shipped: {metrics['recipe']['chosen']}.**" in card
+    other = next(n for n in report["configs"] if n != metrics["recipe"]["chosen"])
+    argv += [f"--model-dir={tmp_path / 'c'}", f"--shipped={tmp_path / 'c/shipped.json'}"]
+    assert script.main([*argv, f"--recipe={other}"]) == 0
+    assert json.loads((tmp_path / "c/metrics.json").read_text())["recipe"]["chosen"] == other
+    assert yaml.safe_load((tmp_path / "c/recipe.yaml").read_text()) == report["configs"][other]
+    assert script.main([*argv, "--recipe=nope"]) == 2
+    assert "no recipe 'nope' (default, pick)" in capsys.readouterr().err
 
 
 def test_the_code_digest_changes_only_with_a_module(tmp_path):
