@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vgd.api import load_model  # noqa: E402
 from vgd.audio import AudioError, load_audio, rms_dbfs  # noqa: E402
+from vgd.config import AudioConfig  # noqa: E402
 from vgd.formats import Prediction  # noqa: E402
 from vgd.io import atomic_write_json  # noqa: E402
 from vgd.manifest import Clip, read_manifests  # noqa: E402
@@ -168,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = [spec.split("=", 1) for spec in args.model]
     if any(len(m) != 2 for m in models):
         sys.exit("level_robustness: --model takes NAME=CHECKPOINT")
+    floor = AudioConfig().silence_dbfs
+    if min(args.levels) <= floor:
+        sys.exit(f"level_robustness: --levels must lie above the silence floor, {floor:g} dBFS")
     clips = read_manifests(args.manifest)
     if args.limit and len(clips) > args.limit:
         clips = clips[:: -(-len(clips) // args.limit)]

@@ -60,3 +60,9 @@ def test_it_scores_each_model_at_each_level_and_lists_clips_it_cannot_read(toy_m
     assert all(r["flipped"] == 0 for r in own)
     assert rows[:3] == [dict(r, model="a") for r in rows[3:]]  # the same model, the same answers
     assert (out / "level.png").stat().st_size > 0
+
+
+def test_a_level_below_the_silence_floor_is_refused(toy_model, tmp_path):
+    argv = ["--manifest", str(toy_manifest_of(toy_model)), "--model", f"a={toy_model}"]
+    with pytest.raises(SystemExit, match="above the silence floor, -60 dBFS"):
+        level.main([*argv, "--levels", "-30", "-70", "--out", str(tmp_path)])
