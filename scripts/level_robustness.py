@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import balanced_accuracy_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vgd.api import load_model  # noqa: E402
@@ -75,15 +76,12 @@ def score_level(
 ) -> LevelScore:
     """The balanced accuracy, the unknown share and the flips of one level's predictions."""
     choice = [forced(p, labels) for p in preds]
-    recalls = [
-        np.mean([c == x for c, t in zip(choice, truth) if t == x]) for x in labels if x in truth
-    ]
     answered = [(p.label, t) for p, t in zip(preds, truth) if p.label in labels]
     return LevelScore(
         model=name,
         level=level,
         clips=len(preds),
-        balanced_accuracy=float(np.mean(recalls)),
+        balanced_accuracy=float(balanced_accuracy_score(truth, choice)),
         unknown=1 - len(answered) / len(preds),
         answered_accuracy=float(np.mean([a == t for a, t in answered])) if answered else 0.0,
         flipped=float(np.mean([c != r for c, r in zip(choice, reference)])),
@@ -110,18 +108,16 @@ def measure(
     truth: Sequence[str],
     levels: Sequence[float],
 ) -> list[LevelScore]:
-    """One model's scores at the clips' own level, then at each fixed level."""
+    """One model's scores at the clips' own level (the reference for flips), then at each level."""
     model = load_model(checkpoint)
-    labels = model.labels
-    own = model.predict([(w, RATE) for w in waves])
-    reference = [forced(p, labels) for p in own]
-    rows = [score_level(name, AS_RECORDED, truth, own, reference, labels, 0.0)]
-    print(format_row(rows[-1]), flush=True)
-    for dbfs in levels:
-        scaled = [at_level(w, dbfs) for w in waves]
+    rows, reference = [], []
+    for dbfs in [None, *levels]:
+        scaled = [(w, False) if dbfs is None else at_level(w, dbfs) for w in waves]
         preds = model.predict([(w, RATE) for w, _ in scaled])
+        reference = reference or [forced(p, model.labels) for p in preds]
+        level = AS_RECORDED if dbfs is None else f"{dbfs:g} dBFS"
         cut = float(np.mean([c for _, c in scaled]))
-        rows.append(score_level(name, f"{dbfs:g} dBFS", truth, preds, reference, labels, cut))
+        rows.append(score_level(name, level, truth, preds, reference, model.labels, cut))
         print(format_row(rows[-1]), flush=True)
     return rows
 
