@@ -77,4 +77,8 @@ def test_the_search_builds_its_scheduler_from_the_space():
     sched = make_scheduler(space, base, SimpleNamespace(scheduler="asha"))
     assert isinstance(sched, MarginASHAScheduler) and sched.margin == space.margin > 0
     assert sched._max_t == base.optim.epochs
-    assert [milestone for milestone, _ in sched._brackets[0]._rungs] == [16, 8]
+    rungs, epoch = [], space.grace_period
+    while epoch < base.optim.epochs:
+        rungs.insert(0, epoch)
+        epoch = int(epoch * space.reduction_factor)
+    assert rungs and [milestone for milestone, _ in sched._brackets[0]._rungs] == rungs
