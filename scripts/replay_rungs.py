@@ -5,8 +5,11 @@ A search's trials stopped early leave no curve beyond their rung, so a replay wi
 margin than the search's shows which trials that margin would have stopped (and stops feeding
 them), not what they would have scored; one with a larger margin marks a trial the search
 stopped as kept, with nothing after its rung. Events are fed in the order Tune recorded them.
+``--curves`` prints instead each trial's score at the epochs named, the curves a rung would cut.
 
     python scripts/replay_rungs.py results/release/search --margin 0.007 0
+    python scripts/replay_rungs.py results/release/search --curves 1 8 16 60 \
+        --metric val_macro_balanced_accuracy
 """
 
 from __future__ import annotations
@@ -131,11 +134,26 @@ def decision_lines(decisions: list[Decision], margin: float) -> list[str]:
     return lines
 
 
+def curve_lines(events: list[Event], epochs: list[int]) -> list[str]:
+    """One row per trial (in the order they first reported): its score at each of ``epochs``,
+    blank where it never reached one."""
+    scores: dict[str, dict[int, float]] = {}
+    for e in events:
+        scores.setdefault(e.trial_id, {})[e.epoch] = e.value
+    head = "trial     " + "".join(f"{f'ep {n}':>8}" for n in epochs)
+    rows = [
+        f"{trial:<10}" + "".join(f"{got[n]:>8.4f}" if n in got else " " * 8 for n in epochs)
+        for trial, got in scores.items()
+    ]
+    return [head, *rows]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("search_dir", type=Path, help="a search's results folder (its summary.json)")
     p.add_argument("--margin", type=float, nargs="+", help="margins to replay (the space's)")
     p.add_argument("--metric", help="rank by another reported score (the space's)")
+    p.add_argument("--curves", type=int, nargs="+", help="print each trial's score at these epochs")
     args = p.parse_args(argv)
     summary = json.loads((args.search_dir / "summary.json").read_text())
     space = load_space(summary["space"])
@@ -146,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     if not events:
         print(f"{args.search_dir}: no trial reported {space.metric}", file=sys.stderr)
         return 1
+    if args.curves:
+        print(f"{space.name}: {space.metric}, {len({e.trial_id for e in events})} trials")
+        print("\n".join(curve_lines(events, args.curves)))
+        return 0
     print(
         f"{space.name}: {space.metric}, rungs from epoch {space.grace_period}, "
         f"reduction factor {space.reduction_factor:g}, {len({e.trial_id for e in events})} trials"

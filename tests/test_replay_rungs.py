@@ -77,3 +77,15 @@ def test_a_search_without_the_metric_is_a_clear_error(tmp_path, capsys):
     search = write_search(tmp_path, {"a": (0, [0.8])})
     assert replay_rungs.main([str(search), "--metric", "best_val_balanced_accuracy"]) == 1
     assert "no trial reported best_val_balanced_accuracy" in capsys.readouterr().err
+
+
+def test_curves_print_each_trials_score_at_the_epochs_named(tmp_path, capsys):
+    # b stopped after 3 epochs: its column at epoch 4 is blank, not a score from another epoch
+    curves = {"a": (0, [0.80, 0.90, 0.91, 0.92]), "b": (5, [0.7, 0.8, 0.85])}
+    search = write_search(tmp_path, curves)
+    assert replay_rungs.main([str(search), "--curves", "1", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["trial", "ep", "1", "ep", "4"]
+    assert lines[2].split() == ["a", "0.8000", "0.9200"]
+    assert lines[3].rstrip() == "b           0.7000"
+    assert "cutoff" not in "\n".join(lines)
