@@ -164,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     if not events:
         print(f"{args.search_dir}: no trial reported {space.metric}", file=sys.stderr)
         return 1
+    trials = len({e.trial_id for e in events})
     if args.curves:
-        print(f"{space.name}: {space.metric}, {len({e.trial_id for e in events})} trials")
+        print(f"{space.name}: {space.metric}, {trials} trials")
         print("\n".join(curve_lines(events, args.curves)))
         return 0
     print(
         f"{space.name}: {space.metric}, rungs from epoch {space.grace_period}, "
-        f"reduction factor {space.reduction_factor:g}, {len({e.trial_id for e in events})} trials"
+        f"reduction factor {space.reduction_factor:g}, {trials} trials"
     )
     for margin in args.margin or [space.margin]:
         print("\n".join(decision_lines(replay(events, space, base, margin), margin)))
