@@ -11,8 +11,10 @@ trains on every speaker of every corpus for its folds' median best epoch; its te
 fitted on all folds' out-of-fold test predictions together, which also give the risk–coverage
 table. Writes model.pt, recipe.yaml, metrics.json and MODEL_CARD.md into --model-dir; the same
 inputs on the same CPU write the same bytes (vgd/pretrained/dvc.yaml runs it); --shipped
-records their sha256. ``--recipe NAME`` fits a recipe of the report whatever the comparison
-says (the runner-up's final model, to test it further), into another --model-dir.
+records their sha256; ``--search-config`` (the search's best_config.yaml) lets the card say
+which schedule the search ranked its trials on. ``--recipe NAME`` fits a recipe of the report
+whatever the comparison says (the runner-up's final model, to test it further), into another
+--model-dir.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 
 from vgd.calibration import expected_calibration_error, fit_temperature, pooled_probs
 from vgd.checkpoint import save_checkpoint
-from vgd.config import RunConfig, TrainConfig, from_dict, save_config
+from vgd.config import ConfigError, RunConfig, TrainConfig, from_dict, load_config, save_config
 from vgd.crossval import fold_summary, without_validation
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import ManifestError, read_manifest
@@ -205,6 +207,10 @@ def paired_summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _schedule(config: TrainConfig) -> dict[str, int]:
+    return {"epochs": config.optim.epochs, "crops_per_clip": config.data.crops_per_clip}
+
+
 def fit_final(
     config: TrainConfig,
     clips,
@@ -236,12 +242,18 @@ def main(argv: list[str] | None = None) -> int:
         help="where the sha256 of the written files go",
     )
     p.add_argument("--recipe", help="fit this recipe of the report instead of choosing one")
+    p.add_argument(
+        "--search-config",
+        type=Path,
+        help="the search's best_config.yaml: the card says which schedule the search ranked on",
+    )
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
         clips = read_manifest(args.manifest)
         report = json.loads(args.compare.read_text())
-    except (ManifestError, OSError, json.JSONDecodeError) as e:
+        searched = load_config(args.search_config) if args.search_config else None
+    except (ManifestError, ConfigError, OSError, json.JSONDecodeError) as e:
         print(f"release_model: error: {e}", file=sys.stderr)
         return 2
     if args.recipe and args.recipe not in report["configs"]:
@@ -257,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = measured(report, name)
     twins = report.get("same_as", {})  # a pick equal to the default: no table of zeros
     paired = {k: v for k, v in paired_summary(report).items() if k not in twins}
-    schedule = {"epochs": config.optim.epochs, "crops_per_clip": config.data.crops_per_clip}
+    schedule = _schedule(config)
+    if searched:
+        schedule["search"] = _schedule(searched)
     metrics["recipe"] = {"chosen": name, "why": why, "paired": paired, "schedule": schedule}
     metrics["corpora"] = corpora(clips)
     # Fresh objects as from JSON: pickle shares repeated objects, so the checkpoint's bytes

@@ -247,7 +247,10 @@ def _per_corpus(row: TrialRow) -> list[str]:
 
 
 def _short(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    """A parameter as people read it: 5813 Hz, not 5.81e+03; 0.00123, not 0.0012345678."""
+    if not isinstance(v, float):
+        return str(v)
+    return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
 def best_config(best: TrialRow, base: TrainConfig) -> TrainConfig:

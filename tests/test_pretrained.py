@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from vgd import pretrained
 from vgd.checkpoint import load_checkpoint
 from vgd.config import TrainConfig, apply_overrides
@@ -103,6 +105,25 @@ def test_the_card_names_the_compared_schedule_and_drops_a_table_of_zeros():
     assert "compared on 40 epochs of every window of each clip" in card
     assert "| macro | 0.9800" not in card and "**Shipped: default.**" in card
     assert "\n\n\n" not in card  # no blank line left where the table was
+    assert "the search ranked" not in card  # the search's schedule not recorded: not claimed
+
+
+@pytest.mark.parametrize(
+    "search, says",
+    [
+        ({"epochs": 40, "crops_per_clip": 0}, "the search ranked its trials on the same schedule."),
+        (
+            {"epochs": 20, "crops_per_clip": 1},
+            "the search ranked its trials on 20 epochs of 1 crop(s) of each clip, the schedule",
+        ),
+    ],
+)
+def test_the_card_says_which_schedule_the_search_ranked_on(search, says):
+    metrics = card_metrics()
+    metrics["recipe"] = {"chosen": "default", "why": "the pick is the default", "paired": {}}
+    metrics["recipe"]["schedule"] = {"epochs": 40, "crops_per_clip": 0, "search": search}
+    card = " ".join(builtin_model_card(TrainConfig(), metrics).split())
+    assert says in card
 
 
 def test_the_card_says_which_epoch_the_folds_and_the_final_fit_keep():

@@ -126,8 +126,13 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path, capsys):
     assert "| deep | wide | 1 |" in card and f"**Shipped: {metrics['recipe']['chosen']}.**" in card
     other = next(n for n in report["configs"] if n != metrics["recipe"]["chosen"])
     argv += [f"--model-dir={tmp_path / 'c'}", f"--shipped={tmp_path / 'c/shipped.json'}"]
-    assert script.main([*argv, f"--recipe={other}"]) == 0
-    assert json.loads((tmp_path / "c/metrics.json").read_text())["recipe"]["chosen"] == other
+    searched = f"--search-config={tmp_path / 'pick.yaml'}"  # as the search trained its trials
+    assert script.main([*argv, f"--recipe={other}", searched]) == 0
+    chose = json.loads((tmp_path / "c/metrics.json").read_text())["recipe"]
+    assert chose["chosen"] == other and chose["schedule"]["search"]["epochs"] == 3
+    assert "the search ranked its trials on" in (tmp_path / "c/MODEL_CARD.md").read_text()
+    assert script.main([*argv, "--search-config=nope.yaml"]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
     assert yaml.safe_load((tmp_path / "c/recipe.yaml").read_text()) == report["configs"][other]
     assert script.main([*argv, "--recipe=nope"]) == 2
     assert "no recipe 'nope' (default, pick)" in capsys.readouterr().err

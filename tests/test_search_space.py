@@ -216,8 +216,10 @@ def test_top_k_table_shows_each_corpus_with_its_spread():
         "val_balanced_accuracy@librispeech_std": 0.0312,
         "val_balanced_accuracy@speechocean762": 0.976,
     }
-    row = TrialRow("abc", "completed", {"optim.lr": 0.01}, 0.97, metrics=metrics, epochs=20)
+    params = {"optim.lr": 0.001234567, "features.f_max": 5813.27, "features.n_mels": 53}
+    row = TrialRow("abc", "completed", params, 0.97, metrics=metrics, epochs=20)
     table = top_k_table([row], space, 5)
+    assert "optim.lr=0.00123, features.f_max=5813, features.n_mels=53" in table  # not 5.81e+03
     assert "0.9700 ± 0.0200" in table
     assert "librispeech: 0.9667 ± 0.0312" in table
     assert "speechocean762: 0.9760\n" in table + "\n"

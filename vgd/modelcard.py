@@ -294,18 +294,23 @@ def _risk_rows(metrics: Mapping[str, Any]) -> list[str]:
     return rows
 
 
-def _schedule_lines(schedule: Mapping[str, int] | None) -> list[str]:
-    """What the comparison trained each recipe on (the search ranks on a shorter schedule)."""
+def _schedule_lines(schedule: Mapping[str, Any] | None) -> list[str]:
+    """What the comparison trained each recipe on, and whether the search ranked on the same."""
     if not schedule:
         return []
+    compared = _per_epoch(schedule)
+    line = f"Each recipe is compared on {compared}, the schedule the final model trains on"
+    if not (search := schedule.get("search")):
+        return ["", line + "."]
+    ranked = _per_epoch(search)
+    ranked = "the same schedule" if ranked == compared else f"{ranked}, the schedule of its space"
+    return ["", line + ";", f"the search ranked its trials on {ranked}."]
+
+
+def _per_epoch(schedule: Mapping[str, Any]) -> str:
     crops = schedule["crops_per_clip"]
     per_epoch = "every window of each clip" if crops == 0 else f"{crops} crop(s) of each clip"
-    return [
-        "",
-        f"Each recipe is compared on {schedule['epochs']} epochs of {per_epoch}, the schedule",
-        "the final model trains on; the search ranked its trials on the shorter schedule of its",
-        "space (`search_spaces/two_corpus.yaml`), which fits its 60-minute budget.",
-    ]
+    return f"{schedule['epochs']} epochs of {per_epoch}"
 
 
 def _choice_rows(choice: Mapping[str, Any]) -> list[str]:
