@@ -7,14 +7,15 @@
 pick on fresh pooled folds (paired) and leave-one-corpus-out. The pick ships when it beats the
 default on the macro over corpora by more than the paired spread (the standard deviation of the
 fold differences) and is no worse on any corpus; otherwise the default does. The chosen recipe
-trains on every speaker of every corpus for its folds' median best epoch; its temperature is
-fitted on all folds' out-of-fold test predictions together, which also give the risk–coverage
-table. Writes model.pt, recipe.yaml, metrics.json and MODEL_CARD.md into --model-dir; the same
-inputs on the same CPU write the same bytes (vgd/pretrained/dvc.yaml runs it); --shipped
-records their sha256; ``--search-config`` (the search's best_config.yaml) lets the card say
-which schedule the search ranked its trials on. ``--recipe NAME`` fits a recipe of the report
-whatever the comparison says (the runner-up's final model, to test it further), into another
---model-dir.
+trains on every speaker of every corpus for as many epochs as each fold did when its folds keep
+their last epoch (``optim.select: last``, as shipped), else for their median best epoch; its
+temperature is fitted on all folds' out-of-fold test predictions together, which also give the
+risk–coverage table. Writes model.pt, recipe.yaml, metrics.json and MODEL_CARD.md into
+--model-dir; the same inputs on the same CPU write the same bytes (vgd/pretrained/dvc.yaml runs
+it); --shipped records their sha256; ``--search-config`` (the search's best_config.yaml) lets
+the card say which schedule the search ranked its trials on. ``--recipe NAME`` fits a recipe of
+the report whatever the comparison says (the runner-up's final model, to test it further), into
+another --model-dir.
 """
 
 from __future__ import annotations
