@@ -14,7 +14,7 @@ def runs(path: str) -> dict:
 
 a, b = runs(sys.argv[1]), runs(sys.argv[2])
 common = sorted(set(a) & set(b))
-same = [k for k in common if all(a[k].get(f) == b[k].get(f) for f in FIELDS)]
+same = {k for k in common if all(a[k].get(f) == b[k].get(f) for f in FIELDS)}
 fields = ", ".join(FIELDS)
 print(f"runs {len(a)} and {len(b)}, common {len(common)}; identical in {fields}: {len(same)}")
 for k in common:
