@@ -136,21 +136,3 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path, capsys):
     assert yaml.safe_load((tmp_path / "c/recipe.yaml").read_text()) == report["configs"][other]
     assert script.main([*argv, "--recipe=nope"]) == 2
     assert "no recipe 'nope' (default, pick)" in capsys.readouterr().err
-
-
-def test_the_code_digest_changes_only_with_a_module(tmp_path):
-    script = load_script("code_digest")
-    pkg = tmp_path / "pkg"
-    (pkg / "sub").mkdir(parents=True)
-    (pkg / "a.py").write_text("x = 1\n")
-    (pkg / "sub" / "b.py").write_text("y = 2\n")
-    (pkg / "model.pt").write_bytes(b"weights")  # data beside the code is not code
-    out = tmp_path / "code.json"
-    assert script.main([str(pkg), "--out", str(out)]) == 0
-    first = out.read_bytes()
-    assert sorted(json.loads(first)) == [f"{pkg.as_posix()}/a.py", f"{pkg.as_posix()}/sub/b.py"]
-    (pkg / "model.pt").write_bytes(b"other weights")
-    assert script.main([str(pkg), "--out", str(out)]) == 0 and out.read_bytes() == first
-    (pkg / "a.py").write_text("x = 3\n")
-    assert script.main([str(pkg), "--out", str(out)]) == 0 and out.read_bytes() != first
-    assert script.main([str(tmp_path / "nope"), "--out", str(out)]) == 2
