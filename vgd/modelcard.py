@@ -294,17 +294,23 @@ def _risk_rows(metrics: Mapping[str, Any]) -> list[str]:
     return rows
 
 
+SCHEDULE_KEYS = ("epochs", "crops_per_clip")  # what a schedule is: epochs of how many crops
+
+
 def _schedule_lines(schedule: Mapping[str, Any] | None) -> list[str]:
     """What the comparison trained each recipe on, and whether the search ranked on the same."""
     if not schedule:
         return []
-    compared = _per_epoch(schedule)
-    line = f"Each recipe is compared on {compared}, the schedule the final model trains on"
+    lines = ["", f"Each recipe is compared on {_per_epoch(schedule)},"]
     if not (search := schedule.get("search")):
-        return ["", line + "."]
-    ranked = _per_epoch(search)
-    ranked = "the same schedule" if ranked == compared else f"{ranked}, the schedule of its space"
-    return ["", line + ";", f"the search ranked its trials on {ranked}."]
+        return [*lines, "the schedule the final model trains on."]
+    same = all(search.get(key) == schedule[key] for key in SCHEDULE_KEYS)
+    ranked = "the same schedule" if same else f"{_per_epoch(search)}, the schedule of its space"
+    return [
+        *lines,
+        "the schedule the final model trains on;",
+        f"the search ranked its trials on {ranked}.",
+    ]
 
 
 def _per_epoch(schedule: Mapping[str, Any]) -> str:
@@ -366,9 +372,9 @@ def builtin_model_card(config: TrainConfig, metrics: Mapping[str, Any]) -> str:
         f"## Cross-validation ({metrics['cv_folds']} speaker-disjoint folds, on "
         f"{metrics['cv_device']})",
         f"{folds} over both corpora pooled, stratified by corpus × gender. Each fold trains on",
-        f"the speakers of K-2 folds, {fold_epoch} and is scored on the last, whose",
-        "voices it never heard. Per-gender recall: the share of each gender's clips labelled",
-        "right; gap: their difference.",
+        f"the speakers of K-2 folds, {fold_epoch}",
+        "and is scored on the last, whose voices it never heard. Per-gender recall: the share of",
+        "each gender's clips labelled right; gap: their difference.",
         "",
         *_cv_rows(metrics["cv"]),
         "",
@@ -405,8 +411,9 @@ def builtin_model_card(config: TrainConfig, metrics: Mapping[str, Any]) -> str:
         "```",
         "",
         "## Rebuild",
-        f"`{REBUILD}` (on the CPU, with ../shared/data) runs the search, the comparison and the",
-        "final fit again; the same inputs on the same CPU give the same model.pt.",
+        f"`{REBUILD}` (on the CPU, with ../shared/data) runs the search, the",
+        "comparison and the final fit again; the same inputs on the same CPU give the same",
+        "model.pt.",
         "",
     ]
     return "\n".join(lines)
