@@ -183,7 +183,13 @@ def concurrency(cfg: SearchConfig, space: SearchSpace) -> int:
 
 def trainable(space: SearchSpace, base: TrainConfig, data: PreparedData, cfg: SearchConfig):
     fn = tune.with_parameters(
-        run_trial, base=base, space=space, run=data.run, cv=cfg.cv, audio=data.audio
+        run_trial,
+        base=base,
+        space=space,
+        run=data.run,
+        cv=cfg.cv,
+        cv_seeds=cfg.cv_seeds,
+        audio=data.audio,
     )
     return tune.with_resources(fn, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
 
@@ -462,6 +468,7 @@ def _summary(rows, space, cfg, seconds, data, interrupted, num_samples) -> dict[
     trial_time = sum(r.seconds for r in rows)
     train_time = sum(r.train_seconds for r in rows)
     default = rows[0] if rows else None  # the default configuration is evaluated first
+    folds_per_k = max(len(cfg.cv_seeds), 1)
     return {
         "space": space.name,
         "sampler": cfg.sampler,
@@ -469,8 +476,9 @@ def _summary(rows, space, cfg, seconds, data, interrupted, num_samples) -> dict[
         "num_samples": num_samples,
         "trials": len(rows),
         "cv_folds": cfg.cv,
+        "cv_seeds": list(cfg.cv_seeds),
         "epochs_trained": sum(r.epochs for r in rows),
-        "fold_epochs_trained": sum(r.epochs for r in rows) * max(cfg.cv, 1),
+        "fold_epochs_trained": sum(r.epochs for r in rows) * max(cfg.cv, 1) * folds_per_k,
         "outcomes": counts,
         "interrupted": interrupted,
         "wall_seconds": seconds,

@@ -125,12 +125,14 @@ def run_trial(
     space: SearchSpace,
     run: RunConfig,
     cv: int = 0,
+    cv_seeds: tuple[int, ...] = (),
     audio: Shipped | None = None,
 ) -> None:
     """Train one configuration, reporting every epoch; Tune may stop it between epochs.
 
-    With ``cv`` >= 2 the trial trains ``cv`` speaker folds in step and reports their mean. With
-    ``audio`` it reads the clips from the shipped corpus, never from files.
+    With ``cv`` >= 2 the trial trains ``cv`` speaker folds per fold seed (``cv_seeds``; none:
+    the config's split seed) in step and reports their mean. With ``audio`` it reads the clips
+    from the shipped corpus, never from files.
     """
     started = time.perf_counter()
     config = apply_overrides(base, trial_overrides(space, params))
@@ -146,7 +148,10 @@ def run_trial(
         _restore(state_dir)
         reporter = TuneReporter(state_dir, where, started, fetch)
         if cv >= 2:
-            cross_validate(config, run, cv, clips, [reporter], state_dir=state_dir, reader=reader)
+            seeds = cv_seeds or None
+            cross_validate(
+                config, run, cv, clips, [reporter], state_dir=state_dir, seed=seeds, reader=reader
+            )
         else:
             train(config, run, clips, [reporter], state_dir, progress=False, reader=reader)
     finally:

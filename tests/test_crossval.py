@@ -94,7 +94,7 @@ def test_an_interrupted_cross_validation_resumes_to_the_same_result(cv_manifest,
     key = "val_balanced_accuracy"
     assert [h[key] for h in resumed.history] == [h[key] for h in full.history]
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
-    with pytest.raises(ConfigError, match="different config or fold count"):
+    with pytest.raises(ConfigError, match="different config, fold count"):
         cross_validate(config, run, 2, state_dir=tmp_path / "s")
 
 
@@ -149,3 +149,53 @@ def test_aggregate_spreads_each_corpus_balanced_accuracy():
     assert m["val_balanced_accuracy@a_std"] == pytest.approx(0.1)
     assert m["val_balanced_accuracy@a_min"] == pytest.approx(0.7)
     assert "val_recall_male@a_std" not in m
+
+
+def test_several_fold_seeds_train_k_folds_each_and_report_the_mean_of_all(cv_manifest, tmp_path):
+    config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 2})
+    run = toy_run(cv_manifest, tmp_path)
+    seen = []
+    result = cross_validate(
+        config, run, 2, callbacks=[seen.append], state_dir=tmp_path / "s", seed=[0, 7]
+    )
+    assert result.folds == 4 and [m["fold_epochs"] for m in seen] == [4, 8]
+    per_fold = [
+        torch_load(tmp_path / "s" / f"seed{s}" / f"fold{k}" / "state.pt")
+        for s in (0, 7)
+        for k in range(2)
+    ]
+    for epoch, metrics in enumerate(seen, 1):
+        scores = [f["history"][epoch - 1]["val_balanced_accuracy"] for f in per_fold]
+        assert metrics["val_balanced_accuracy"] == pytest.approx(statistics.fmean(scores))
+        assert metrics["val_balanced_accuracy_min"] == min(scores) and metrics["folds"] == 4
+    pool = training_pool(config, str(cv_manifest))
+    assert speaker_folds(pool, 2, 0) != speaker_folds(pool, 2, 7)  # two partitions, not one twice
+    with pytest.raises(ConfigError, match="fold seeds"):  # resumed with other seeds
+        cross_validate(config, run, 2, state_dir=tmp_path / "s", seed=[0, 8])
+    with pytest.raises(ConfigError, match="fold seeds repeat"):
+        cross_validate(config, run, 2, seed=[3, 3])
+
+
+def test_one_fold_seed_is_the_split_seed_by_default(cv_manifest, tmp_path):
+    config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 1, "split.seed": 4})
+    run = toy_run(cv_manifest, tmp_path)
+    default = cross_validate(config, run, 2, state_dir=tmp_path / "a")
+    explicit = cross_validate(config, run, 2, state_dir=tmp_path / "b", seed=[4])
+    other = cross_validate(config, run, 2, seed=5)
+    key = "val_balanced_accuracy"
+    assert (tmp_path / "a" / "fold1" / "state.pt").exists()  # one seed: the folders as before
+    assert default.history[0][key] == explicit.history[0][key]
+    assert default.history[0]["val_loss"] == explicit.history[0]["val_loss"]
+    assert other.history[0]["val_loss"] != default.history[0]["val_loss"]
+
+
+def test_search_cv_seeds_need_cv_and_differ(tmp_path):
+    from vgd.params import SearchConfig, load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("search:\n  name: real\n  cv: 5\n  cv_seeds: [10, 11]\n")
+    assert load_params(path).search_config.cv_seeds == (10, 11)
+    with pytest.raises(ConfigError, match="needs search.cv"):
+        SearchConfig(cv_seeds=(1, 2))
+    with pytest.raises(ConfigError, match="a seed repeats"):
+        SearchConfig(cv=5, cv_seeds=(1, 1))

@@ -82,7 +82,10 @@ def test_smoke_search_writes_every_result(tmp_path, corpus):
 
 
 def test_cross_validated_trials_report_the_fold_mean_and_spread(tmp_path, corpus):
-    proc = search(tmp_path, corpus, "--space", "smoke", "--cv", "3", "--name", "cv")
+    # 2 folds for each of 2 fold seeds: 4 folds a trial, two partitions of the same speakers
+    proc = search(
+        tmp_path, corpus, *("--space", "smoke", "--cv", "2", "--cv-seeds", "0", "5", "--name", "cv")
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "results" / "cv"
     rows = trials(out)
@@ -92,8 +95,10 @@ def test_cross_validated_trials_report_the_fold_mean_and_spread(tmp_path, corpus
         low, high = float(r["val_balanced_accuracy_min"]), float(r["val_balanced_accuracy_max"])
         assert low <= mean <= high and float(r["val_balanced_accuracy_std"]) >= 0, r
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["cv_folds"] == 3
-    assert summary["fold_epochs_trained"] == 3 * sum(int(r["epochs"]) for r in rows)
+    assert summary["cv_folds"] == 2 and summary["cv_seeds"] == [0, 5]
+    reports = [json.loads(line) for f in (out / "ray").rglob("result.json") for line in f.open()]
+    assert len(reports) >= 4 and all(r["folds"] == 4 for r in reports)  # each trial's epochs
+    assert summary["fold_epochs_trained"] == 4 * sum(int(r["epochs"]) for r in rows)
     assert (out / "best_config.yaml").exists() and not (out / "best_model.pt").exists()
     assert " ± " in proc.stdout  # the top-k table shows the spread over the folds
 

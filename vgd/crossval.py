@@ -172,7 +172,9 @@ def aggregate(epoch: int, per_fold: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 class CrossValidation:
-    """K trainers over speaker folds of one pool, stepped together (resumable with a state_dir)."""
+    """K trainers over speaker folds of one pool per fold seed, stepped together (resumable with
+    a state_dir). Several seeds give several K-fold partitions of the same speakers: their mean
+    moves less with which speakers happen to share a fold."""
 
     def __init__(
         self,
@@ -181,28 +183,35 @@ class CrossValidation:
         folds: int = 5,
         clips: Sequence[Clip] | None = None,
         state_dir: str | Path | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         reader: Reader | None = None,
     ):
         if folds < 2:
             raise ConfigError(f"cv: needs at least 2 folds, not {folds}")
         self.config, self.k = config, folds
+        self.seeds = fold_seeds(seed, config.split.seed)
         self.state_dir = Path(state_dir) if state_dir else None
         self.callbacks: list[Callback] = []
         pool = training_pool(config, run.manifest, clips)
-        fold_of = speaker_folds(pool, folds, config.split.seed if seed is None else seed)
         recipe = fold_config(config)
         self.trainers = [
             Trainer(
                 recipe,
                 run,
                 fold_clips(pool, fold_of, k),
-                state_dir=self.state_dir / f"fold{k}" if self.state_dir else None,
+                state_dir=self._fold_dir(s, k),
                 progress=False,
                 reader=reader,
             )
+            for s in self.seeds
+            for fold_of in [speaker_folds(pool, folds, s)]
             for k in range(folds)
         ]
+
+    def _fold_dir(self, seed: int, k: int) -> Path | None:
+        if self.state_dir is None:
+            return None
+        return self.state_dir / (f"fold{k}" if len(self.seeds) == 1 else f"seed{seed}/fold{k}")
 
     def add_callback(self, callback: Callback) -> None:
         """Call ``callback(metrics)`` with the fold means after every epoch."""
@@ -232,21 +241,27 @@ class CrossValidation:
                 epochs,
                 metrics["val_balanced_accuracy"],
                 metrics["val_balanced_accuracy_std"],
-                self.k,
+                len(self.trainers),
                 metrics["val_balanced_accuracy_min"],
             )
             for callback in self.callbacks:
                 callback(metrics)
         best = state.history[state.best_epoch - 1] if state.best_epoch else {}
         seconds = state.history[-1]["seconds"] if state.history else 0.0
-        return CVResult(self.k, state.history, state.best_epoch, best, state.stopped, seconds)
+        folds = len(self.trainers)
+        return CVResult(folds, state.history, state.best_epoch, best, state.stopped, seconds)
 
     def _save(self, state: _CVState) -> None:
         if self.state_dir is None:
             return
         atomic_write_json(
             self.state_dir / CV_STATE,
-            {"config": to_dict(self.config), "folds": self.k, "history": state.history},
+            {
+                "config": to_dict(self.config),
+                "folds": self.k,
+                "seeds": list(self.seeds),
+                "history": state.history,
+            },
         )
 
     def _resume(self) -> _CVState:
@@ -256,11 +271,30 @@ class CrossValidation:
         if path is None or not path.exists():
             return state
         saved = json.loads(path.read_text())
-        if saved.get("config") != to_dict(self.config) or saved.get("folds") != self.k:
-            raise ConfigError(f"{path}: saved state is from a different config or fold count")
+        seeds = saved.get("seeds", [self.config.split.seed])  # before seeds were saved: one
+        if (saved.get("config"), saved.get("folds"), seeds) != (
+            to_dict(self.config),
+            self.k,
+            list(self.seeds),
+        ):
+            raise ConfigError(
+                f"{path}: saved state is from a different config, fold count or fold seeds"
+            )
         for metrics in saved["history"]:
             state.record(metrics, self.config.optim.patience)
         return state
+
+
+def fold_seeds(seed: int | Sequence[int] | None, default: int) -> tuple[int, ...]:
+    """The fold seeds to partition by: one, several, or (None, ()) the config's split seed."""
+    if seed is None:
+        return (default,)
+    seeds = (seed,) if isinstance(seed, int) else tuple(seed)
+    if not seeds:
+        return (default,)
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"cv: fold seeds repeat ({', '.join(map(str, seeds))})")
+    return seeds
 
 
 def _at_epoch(session: Session, epoch: int) -> dict[str, Any]:
@@ -291,11 +325,11 @@ def cross_validate(
     clips: Sequence[Clip] | None = None,
     callbacks: Iterable[Callback] = (),
     state_dir: str | Path | None = None,
-    seed: int | None = None,
+    seed: int | Sequence[int] | None = None,
     reader: Reader | None = None,
 ) -> CVResult:
-    """Cross-validate ``config`` over ``folds`` speaker folds (seed: ``config.split.seed``);
-    ``reader`` reads the clips' audio instead of their files."""
+    """Cross-validate ``config`` over ``folds`` speaker folds per fold seed (``seed``: one or
+    several; None: ``config.split.seed``); ``reader`` reads the clips' audio, not their files."""
     cv = CrossValidation(config, run, folds, clips, state_dir, seed, reader)
     for cb in callbacks:
         cv.add_callback(cb)

@@ -114,6 +114,14 @@ class SearchConfig:
             "mean (0: the manifest's val split)"
         ),
     )
+    cv_seeds: tuple[int, ...] = field(
+        default=(),
+        metadata=_help(
+            "fold seeds of --cv: each trial trains K folds per seed and reports the mean over "
+            "all, which moves less with how speakers fall into folds (none: the config's "
+            "split.seed). Keep them apart from the seeds of a later paired comparison"
+        ),
+    )
     memory_format: str = field(
         default="contiguous",
         metadata=_help(
@@ -139,6 +147,10 @@ class SearchConfig:
             raise ConfigError(f"search.memory_format: must be one of {', '.join(MEMORY_FORMATS)}")
         if self.cv == 1 or self.cv < 0:
             raise ConfigError("search.cv: must be 0 (no folds) or >= 2")
+        if self.cv_seeds and not self.cv:
+            raise ConfigError("search.cv_seeds: needs search.cv >= 2 (fold seeds of what?)")
+        if len(set(self.cv_seeds)) < len(self.cv_seeds):
+            raise ConfigError(f"search.cv_seeds: a seed repeats ({list(self.cv_seeds)})")
         if self.num_samples < 0 or self.max_concurrent < 0 or self.max_failures < 0:
             raise ConfigError("search: num_samples, max_concurrent, max_failures must be >= 0")
 
