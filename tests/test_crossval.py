@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import pytest
@@ -199,3 +200,24 @@ def test_search_cv_seeds_need_cv_and_differ(tmp_path):
         SearchConfig(cv_seeds=(1, 2))
     with pytest.raises(ConfigError, match="a seed repeats"):
         SearchConfig(cv=5, cv_seeds=(1, 1))
+
+
+def test_a_state_saved_before_fold_seeds_were_recorded_resumes_as_one_seed(cv_manifest, tmp_path):
+    config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 2})
+    run = toy_run(cv_manifest, tmp_path)
+
+    def stop_after_one(metrics):
+        if metrics["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        cross_validate(config, run, 2, callbacks=[stop_after_one], state_dir=tmp_path / "s")
+    state = tmp_path / "s" / "cv.json"
+    saved = json.loads(state.read_text())
+    assert saved.pop("seeds") == [config.split.seed]
+    state.write_text(json.dumps(saved))  # as an earlier vgd wrote it
+    seen = []
+    cross_validate(config, run, 2, callbacks=[seen.append], state_dir=tmp_path / "s")
+    assert [m["epoch"] for m in seen] == [2]
+    with pytest.raises(ConfigError, match="fold seeds"):  # but not as two
+        cross_validate(config, run, 2, state_dir=tmp_path / "s", seed=[0, 1])
