@@ -68,6 +68,9 @@ def _read(path: Path, package: str) -> _Source:
     tree = ast.parse(path.read_bytes(), filename=str(path))
     imports: set[str] = set()
     mentions: set[str] = set()
+    pairs: dict[
+        str, str
+    ] = {}  # str -> str dict entries: the lazy exports, if a __getattr__ reads them
     for node in _running_nodes(tree):
         if isinstance(node, ast.Import):
             imports.update(alias.name for alias in node.names)
@@ -78,7 +81,13 @@ def _read(path: Path, package: str) -> _Source:
             mentions.update(a.name for a in node.names)
         elif isinstance(node, ast.Attribute):
             mentions.add(node.attr)
-    return _Source(imports, mentions, _lazy_exports(tree))
+        elif isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values, strict=True):
+                key, value = getattr(k, "value", None), getattr(v, "value", None)
+                if isinstance(key, str) and isinstance(value, str):
+                    pairs[key] = value
+    lazy = any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body)
+    return _Source(imports, mentions, pairs if lazy else {})
 
 
 def _running_nodes(tree: ast.AST) -> list[ast.AST]:
@@ -92,20 +101,6 @@ def _running_nodes(tree: ast.AST) -> list[ast.AST]:
             continue
         todo.extend(ast.iter_child_nodes(node))
     return nodes
-
-
-def _lazy_exports(tree: ast.Module) -> dict[str, str]:
-    """{attribute: module} of a module-level ``__getattr__`` package: its dicts of str to str."""
-    if not any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body):
-        return {}
-    lazy = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for k, v in zip(node.keys, node.values, strict=True):
-                key, value = getattr(k, "value", None), getattr(v, "value", None)
-                if isinstance(key, str) and isinstance(value, str):
-                    lazy[key] = value
-    return lazy
 
 
 def _absolute(module: str, level: int, package: str) -> str:

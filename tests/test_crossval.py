@@ -18,6 +18,12 @@ class Interrupt(Exception):
     pass
 
 
+def stop_after_one(metrics):
+    """A callback that interrupts a cross-validation after its first epoch."""
+    if metrics["epoch"] == 1:
+        raise Interrupt
+
+
 @pytest.fixture(scope="module")
 def cv_manifest(tmp_path_factory):
     return write_toy_corpus(tmp_path_factory.mktemp("cv") / "toy", speakers=12, utterances=2)
@@ -82,10 +88,6 @@ def test_an_interrupted_cross_validation_resumes_to_the_same_result(cv_manifest,
     config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 3})
     run = toy_run(cv_manifest, tmp_path)
     full = cross_validate(config, run, folds=3)
-
-    def stop_after_one(metrics):
-        if metrics["epoch"] == 1:
-            raise Interrupt
 
     with pytest.raises(Interrupt):
         cross_validate(config, run, 3, callbacks=[stop_after_one], state_dir=tmp_path / "s")
@@ -205,10 +207,6 @@ def test_search_cv_seeds_need_cv_and_differ(tmp_path):
 def test_a_state_saved_before_fold_seeds_were_recorded_resumes_as_one_seed(cv_manifest, tmp_path):
     config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 2})
     run = toy_run(cv_manifest, tmp_path)
-
-    def stop_after_one(metrics):
-        if metrics["epoch"] == 1:
-            raise Interrupt
 
     with pytest.raises(Interrupt):
         cross_validate(config, run, 2, callbacks=[stop_after_one], state_dir=tmp_path / "s")
