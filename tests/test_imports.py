@@ -15,11 +15,11 @@ LAYERS = [
     ("config and records", "config params formats"),
     (
         "signals and data",
-        "audio device features conditions plots manifest splits batches model vad",
+        "audio device features conditions plots manifest splits batches encoder model vad",
     ),
     ("corpora", "synth signals corpora"),
     ("inference", "checkpoint inference cache packed_audio dataset"),
-    ("tasks", "calibration evaluate segment predict train_input pitch modelcard"),
+    ("tasks", "calibration evaluate segment predict train_input pitch modelcard probe"),
     ("workflows", "train crossval registry pipeline"),
     ("api", "api"),
     ("entry points", "cli __main__ __init__"),

@@ -152,3 +152,15 @@ def test_the_shipped_files_are_the_ones_the_pipeline_wrote():
     assert set(recorded) == {"model.pt", "recipe.yaml", "metrics.json", "MODEL_CARD.md"}
     for name, digest in recorded.items():
         assert hashlib.sha256((pretrained.MODEL_DIR / name).read_bytes()).hexdigest() == digest
+
+
+def test_the_card_credits_a_speaker_encoder_only_when_the_model_has_one():
+    plain = builtin_model_card(TrainConfig(), card_metrics())
+    assert "speaker encoder" not in plain and "Resemblyzer" not in plain
+    with_encoder = builtin_model_card(
+        apply_overrides(TrainConfig(), {"model.encoder": "ge2e"}), card_metrics()
+    )
+    assert "GE2E encoder of Resemblyzer 0.1.4" in with_encoder
+    assert "SPEAKER_ENCODER_LICENSE" in with_encoder
+    prose = [line for line in with_encoder.splitlines() if not line.startswith("|")]
+    assert max(map(len, prose)) <= 100, max(prose, key=len)

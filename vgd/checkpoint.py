@@ -28,6 +28,9 @@ FORMAT = "vgd-checkpoint/2"
 FORMAT_V1 = "vgd-checkpoint/1"
 
 
+ENCODER_KEYS = "encoder."  # state-dict keys that vgd ships rather than each checkpoint
+
+
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not a vgd checkpoint; the message names it."""
 
@@ -80,7 +83,12 @@ def save_checkpoint(
     The spec is the recipe's with the model's fitted calibration temperature.
     """
     # in the default layout, whatever the training used: the file does not depend on it
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # The speaker encoder's frozen weights ship with vgd (vgd.encoder), not in each checkpoint.
+    state = {
+        k: v.detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+        if not k.startswith(ENCODER_KEYS)
+    }
     spec = dataclasses.replace(recipe.spec, temperature=float(model.temperature))
     return torch_save(
         {
@@ -156,9 +164,13 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     spec, recipe = _spec_and_recipe(path, data)
     model = build_model(spec)
     try:
-        model.load_state_dict(data["state_dict"])
+        missing, unexpected = model.load_state_dict(data["state_dict"], strict=False)
     except (RuntimeError, KeyError) as e:
         raise CheckpointError(f"{path}: weights do not fit the config ({e})") from e
+    missing = [k for k in missing if not k.startswith(ENCODER_KEYS)]
+    if missing or unexpected:
+        names = ", ".join([*missing, *unexpected][:3])
+        raise CheckpointError(f"{path}: weights do not fit the config (keys {names})")
     dev = resolve_device(device) if isinstance(device, str) else device
     model.to(dev).eval()
     return LoadedModel(

@@ -97,6 +97,8 @@ class ModelConfig:
     kernel_size: int = 3
     dropout: float = 0.1
     pooling: str = "avgmax"  # avg, max, or avgmax (both, concatenated)
+    encoder: str = "none"  # none, or ge2e: a pretrained speaker encoder beside the CNN
+    encoder_c: float = 1.0  # its probe's inverse L2 strength (logistic regression's C)
 
     def __post_init__(self) -> None:
         _check(1 <= self.n_blocks <= 6, "model.n_blocks", "must be in [1, 6]")
@@ -108,6 +110,12 @@ class ModelConfig:
             "model.pooling",
             f"must be avg, max or avgmax, not {self.pooling!r}",
         )
+        _check(
+            self.encoder in ("none", "ge2e"),
+            "model.encoder",
+            f"must be none or ge2e, not {self.encoder!r}",
+        )
+        _check(self.encoder_c > 0, "model.encoder_c", "must be > 0")
 
     def channels(self) -> list[int]:
         return [self.width * 2 ** min(i, 3) for i in range(self.n_blocks)]

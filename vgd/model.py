@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from vgd.config import FeatureConfig, ModelConfig
+from vgd.encoder import EmbeddingProbe, load_speaker_encoder
 from vgd.features import LogMel
 
 
@@ -66,13 +69,24 @@ class VoiceGenderNet(nn.Module):
         super().__init__()
         self.frontend = LogMel(features, sample_rate)
         self.cnn = CNN(model, n_classes)
+        # With a speaker encoder (vgd.encoder): its probe is fitted after the CNN trains, and
+        # from then on the model answers the mean of the two's probabilities.
+        self.encoder = load_speaker_encoder() if model.encoder != "none" else None
+        self.probe = EmbeddingProbe(n_classes) if self.encoder is not None else None
         # Calibration: logits are divided by it, so every caller gets calibrated probabilities.
         # 1 while training; fitted on validation afterwards (vgd.calibration).
         self.temperature = temperature
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         logits = self.cnn(self.frontend(wave))
+        if self.probe is not None and bool(self.probe.fitted) and not self.training:
+            both = torch.stack([logits.float(), self.probe(self.encoder(wave))])
+            logits = torch.logsumexp(torch.log_softmax(both, dim=2), dim=0) - math.log(2)
         return logits if self.temperature == 1.0 else logits / self.temperature
+
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, T) → (B, 256) speaker embeddings, for fitting the probe."""
+        return self.encoder(wave)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -74,6 +74,7 @@ def model_card(
         f"A log-mel CNN ({count_parameters(loaded.model):,} parameters) that labels a speech "
         f"recording as one of: {labels}. Promoted {version_info.get('created', '')} on "
         f"{version_info.get('metric')} = {_num(version_info.get('score'))}.",
+        *_encoder_lines(loaded.recipe),
     ]
     sections = [
         head,
@@ -84,6 +85,19 @@ def model_card(
         _provenance_section(loaded, version_info),
     ]
     return "\n\n".join("\n".join(s) for s in sections) + "\n"
+
+
+def _encoder_lines(config: TrainConfig) -> list[str]:
+    """What a model with a speaker encoder adds, and whose weights those are."""
+    if config.model.encoder == "none":
+        return []
+    return [
+        "",
+        "Beside the CNN, a pretrained speaker encoder (the GE2E encoder of Resemblyzer 0.1.4,",
+        "Apache License 2.0: `vgd/pretrained/SPEAKER_ENCODER_LICENSE`) embeds each window, a",
+        "logistic regression fitted on the training clips' embeddings reads gender from it, and",
+        "the model answers the mean of the two's probabilities.",
+    ]
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -353,6 +367,7 @@ def builtin_model_card(config: TrainConfig, metrics: Mapping[str, Any]) -> str:
         "A small CNN on log-mel features that says whether an adult voice in read English speech",
         f"is `female` or `male`, with calibrated probabilities. It learnt from {speakers} speakers",
         f"of two corpora of real speech, {names}.",
+        *_encoder_lines(config),
         "",
         "## Data",
         *_corpus_rows(metrics),

@@ -40,6 +40,7 @@ from vgd.inference import Reader
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError, check_labels, read_manifest
 from vgd.model import VoiceGenderNet, count_parameters
+from vgd.probe import fit_model_probe
 from vgd.progress import format_duration
 from vgd.splits import ensure_splits, select, speaker_key
 from vgd.train_input import LoaderBatches, training_batches
@@ -73,6 +74,7 @@ class _Data:
     val: list[Clip]
     reader: Reader
     unreadable: list[str]
+    train_clips: list[Clip] = field(default_factory=list)
 
 
 def load_clips(
@@ -136,7 +138,7 @@ def _data(
     if d.val_split and not val_clips:
         raise ManifestError(f"{run.manifest}: no clips in validation split {d.val_split!r}")
     train, failed = training_batches(config, run, train_clips, reader, device)
-    return _Data(train, val_clips, reader, failed)
+    return _Data(train, val_clips, reader, failed, train_clips)
 
 
 def _scheduler(
@@ -439,6 +441,11 @@ class Session:
         t, state, model, data = self.trainer, self.state, self.model, self.data
         model.load_state_dict(state.best_state)
         model.eval()
+        if model.probe is not None:
+            probe = fit_model_probe(
+                model, t.config.spec, data.train_clips, data.reader, t.config.model.encoder_c
+            )
+            log.info("speaker-encoder probe: %(windows)d windows of %(clips)d clips", probe)
         calibration = calibrate(model, t.config.spec, data.val, data.reader) if data.val else {}
         if calibration:
             log.info(

@@ -1,0 +1,101 @@
+"""vgd.encoder: the shipped speaker encoder, its probe, and a model that answers with both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import toy_config, toy_run, voice
+from vgd.checkpoint import load_checkpoint
+from vgd.config import ConfigError, ModelConfig
+from vgd.encoder import EmbeddingProbe, fit_probe, load_speaker_encoder, partial_starts
+from vgd.train import save_outputs, train
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_speaker_encoder()
+
+
+def test_embeddings_are_unit_length_and_deaf_to_the_level(encoder):
+    wave = torch.from_numpy(np.stack([voice(120, 3.0, seed=1), voice(220, 3.0, seed=2)]))
+    e = encoder(wave)
+    assert e.shape == (2, 256)
+    assert torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(encoder(wave * 0.05), e, atol=1e-4)  # 26 dB quieter: the same
+    assert not torch.allclose(e[0], e[1], atol=1e-2)  # two voices: two embeddings
+
+
+def test_weights_are_the_shipped_ones_and_frozen(encoder):
+    again = load_speaker_encoder()
+    for (name, a), b in zip(encoder.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not any(p.requires_grad for p in encoder.parameters())
+    assert encoder.lstm.weight_ih_l0.abs().sum() > 0  # loaded, not left at zero
+
+
+def test_building_the_encoder_leaves_the_random_state_alone():
+    torch.manual_seed(3)
+    load_speaker_encoder()
+    EmbeddingProbe(2)
+    after = torch.rand(1)
+    torch.manual_seed(3)
+    assert torch.equal(torch.rand(1), after)
+
+
+def test_partials_cover_a_window_end_to_end():
+    assert partial_starts(301) == [0, 141]
+    assert partial_starts(160) == [0]
+    assert partial_starts(100) == [0]
+
+
+def test_the_probe_learns_a_direction_and_its_weights_shape():
+    rng = np.random.default_rng(0)
+    emb = [rng.normal(0, 1, (3, 256)) + (2.0 if t else -2.0) * np.eye(256)[0] for t in (0, 1) * 10]
+    targets = [0, 1] * 10
+    probe = EmbeddingProbe(2)
+    assert not bool(probe.fitted)
+    fit_probe(probe, emb, targets, [1.0] * 20, c=1.0)
+    assert bool(probe.fitted)
+    logits = probe(torch.from_numpy(np.concatenate(emb)).float())
+    pred = logits.argmax(dim=1).numpy()
+    assert (pred == np.repeat(targets, 3)).mean() == 1.0
+    assert torch.equal(probe.linear.weight[0], torch.zeros(256))  # class 0's logit is the zero
+
+
+def test_config_refuses_an_unknown_encoder():
+    with pytest.raises(ConfigError, match="model.encoder"):
+        ModelConfig(encoder="wav2vec")
+    with pytest.raises(ConfigError, match="model.encoder_c"):
+        ModelConfig(encoder="ge2e", encoder_c=0)
+
+
+@pytest.mark.slow
+def test_a_model_with_the_encoder_answers_the_mean_of_both(toy_manifest, tmp_path):
+    cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2, "model.encoder": "ge2e"})
+    plain = train(
+        toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2}),
+        toy_run(toy_manifest, tmp_path),
+        progress=False,
+    )
+    result = train(cfg, toy_run(toy_manifest, tmp_path), progress=False)
+    model = result.model.eval()
+    assert bool(model.probe.fitted)
+    # The encoder does not change what the CNN learns: its history and weights are the plain one's.
+    assert [h["val_loss"] for h in result.history] == [h["val_loss"] for h in plain.history]
+    cnn = {k: v for k, v in model.state_dict().items() if k.startswith("cnn.")}
+    assert all(torch.equal(v, plain.model.state_dict()[k]) for k, v in cnn.items())
+    wave = torch.from_numpy(np.stack([voice(110, 1.0, seed=7), voice(210, 1.0, seed=8)]))
+    t = model.temperature
+    both = (
+        torch.softmax(model.cnn(model.frontend(wave)), 1)
+        + torch.softmax(model.probe(model.encoder(wave)), 1)
+    ) / 2
+    assert torch.allclose(torch.softmax(model(wave) * t, 1), both, atol=1e-5)
+    paths = save_outputs(result, tmp_path / "run")
+    loaded = load_checkpoint(paths["model"])
+    assert torch.allclose(loaded.model(wave), model(wave), atol=1e-5)
+    state = torch.load(paths["model"], weights_only=True)["state_dict"]
+    assert not any(k.startswith("encoder.") for k in state)  # vgd ships them, not each file
+    assert paths["model"].stat().st_size < 1_000_000

@@ -1,0 +1,60 @@
+"""Fitting the speaker-encoder probe of a trained model on its training clips' windows.
+
+The probe reads the windows `vgd predict` reads (vgd.inference.file_windows), un-augmented,
+weighted as training samples them (every speaker the same, vgd.dataset.speaker_weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from vgd.audio import AudioError
+from vgd.config import ModelSpec
+from vgd.dataset import speaker_weights
+from vgd.encoder import fit_probe
+from vgd.inference import Reader, file_windows
+from vgd.manifest import Clip
+from vgd.model import VoiceGenderNet
+
+BATCH = 64
+
+
+@torch.inference_mode()
+def clip_embeddings(
+    model: VoiceGenderNet, spec: ModelSpec, clips: Sequence[Clip], reader: Reader | None
+) -> list[np.ndarray | None]:
+    """Each clip's (windows, 256) embeddings; None for a clip that cannot be used."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[np.ndarray | None] = []
+    for clip in clips:
+        try:
+            _, windows = file_windows(clip.path, spec, reader)
+            waves = np.stack(list(windows)).astype(np.float32)
+        except AudioError:
+            out.append(None)
+            continue
+        parts = [
+            model.embed(torch.from_numpy(waves[i : i + BATCH]).to(device)).cpu().numpy()
+            for i in range(0, len(waves), BATCH)
+        ]
+        out.append(np.concatenate(parts))
+    return out
+
+
+def fit_model_probe(
+    model: VoiceGenderNet, spec: ModelSpec, clips: Sequence[Clip], reader: Reader | None, c: float
+) -> dict[str, Any]:
+    """Fit ``model``'s probe on ``clips`` (its training clips); what it was fitted on."""
+    embedded = clip_embeddings(model, spec, clips, reader)
+    kept = [(clip, e) for clip, e in zip(clips, embedded) if e is not None]
+    if len({clip.label for clip, _ in kept}) < 2:
+        raise ValueError("the speaker-encoder probe needs usable clips of at least two labels")
+    used = [clip for clip, _ in kept]
+    targets = [spec.labels.index(clip.label) for clip in used]
+    fit_probe(model.probe, [e for _, e in kept], targets, speaker_weights(used), c)
+    return {"clips": len(used), "windows": int(sum(len(e) for _, e in kept)), "c": c}
