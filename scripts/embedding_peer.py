@@ -4,16 +4,17 @@
         --manifest results/release/pooled.csv --frontend windows \
         --cache /tmp/emb.npz --out results/cross_corpus/embedding_peer/windows
 
-Needs Resemblyzer (`pip install resemblyzer`): its GE2E speaker encoder (a 3-layer LSTM over
-40 mel bands, trained for speaker verification) ships inside the wheel. It is not a vgd
-dependency: this is a measurement, not a model vgd ships. Each clip is embedded once and the
-embeddings are cached in ``--cache``:
+The encoder is Resemblyzer's GE2E speaker encoder (a 3-layer LSTM over 40 mel bands, trained
+for speaker verification), whose weights vgd ships (vgd.encoder). Each clip is embedded once and
+the embeddings are cached in ``--cache``:
 
 - ``--frontend resemblyzer``: Resemblyzer's own path (its volume normalisation, WebRTC VAD
-  trimming, librosa mel, the mean of its 1.6 s partials): one embedding per clip;
+  trimming, librosa mel, the mean of its 1.6 s partials): one embedding per clip. Needs
+  `pip install resemblyzer`, which is not a vgd dependency;
 - ``--frontend windows``: vgd's windows of the recipe (``--config``; the windows `vgd predict`
-  scores), each normalised to -30 dBFS, its mel from torchaudio, the encoder's weights loaded
-  with ``weights_only=True``: one embedding per window, as a fused model would compute them.
+  scores), each embedded by ``vgd.encoder``: one embedding per window, as a model with
+  ``model.encoder: ge2e`` computes them (round 27 measured it with a copy of this code reading
+  the package's weights; the two agree to 2.5e-7).
 
 Then, on exactly the runs of the comparison report (its fold seeds and count; leave-one-corpus-out
 with the same validation speakers), a logistic regression is fitted on the training speakers'
@@ -48,8 +49,6 @@ from vgd.splits import corpora_of, speaker_folds, speaker_key
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 THRESHOLD = 0.7
-TARGET_DBFS = -30.0
-PARTIAL_FRAMES = 160  # the encoder's 1.6 s partials at a 10 ms hop
 
 
 def resemblyzer_embedder() -> Callable[[Clip], np.ndarray]:
@@ -61,49 +60,20 @@ def resemblyzer_embedder() -> Callable[[Clip], np.ndarray]:
 
 
 def window_embedder(recipe: Path) -> Callable[[Clip], np.ndarray]:
-    """vgd's windows of ``recipe``, each embedded by the encoder from a torchaudio mel."""
-    import resemblyzer
+    """vgd's windows of ``recipe``, each embedded by vgd's copy of the encoder (vgd.encoder:
+    the same weights, a torchaudio mel; what a model with ``model.encoder: ge2e`` computes)."""
     import torch
-    import torchaudio.transforms as AT
 
-    spec = load_config(recipe).spec
-    weights = Path(resemblyzer.__file__).parent / "pretrained.pt"
-    state = torch.load(weights, map_location="cpu", weights_only=True)["model_state"]
-    lstm = torch.nn.LSTM(40, 256, 3, batch_first=True)
-    linear = torch.nn.Linear(256, 256)
-    lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})
-    linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
-    mel = AT.MelSpectrogram(
-        16000,
-        n_fft=400,
-        hop_length=160,
-        n_mels=40,
-        norm="slaney",
-        mel_scale="slaney",
-        pad_mode="constant",
-    )
+    from vgd.encoder import load_speaker_encoder
+
+    spec, encoder = load_config(recipe).spec, load_speaker_encoder()
 
     @torch.no_grad()
     def embed(clip: Clip) -> np.ndarray:
         windows = np.stack(list(wave_windows(load_audio(clip.path), spec, clip.path)))
-        rms = np.sqrt(np.mean(windows**2, axis=1, keepdims=True))
-        x = torch.from_numpy(windows * (10 ** (TARGET_DBFS / 20) / np.maximum(rms, 1e-9)))
-        frames = mel(x.float()).transpose(1, 2)  # (W, F, 40)
-        starts = partial_starts(frames.shape[1])
-        parts = torch.stack([frames[:, s : s + PARTIAL_FRAMES] for s in starts], 1)
-        _, (hidden, _) = lstm(parts.flatten(0, 1))
-        e = torch.relu(linear(hidden[-1])).view(len(windows), len(starts), -1)
-        e = e / e.norm(dim=2, keepdim=True)
-        e = e.mean(dim=1)
-        return (e / e.norm(dim=1, keepdim=True)).numpy()
+        return encoder(torch.from_numpy(windows)).numpy()
 
     return embed
-
-
-def partial_starts(n_frames: int) -> list[int]:
-    """1.6 s partials covering a window: evenly spaced, the first at 0, the last at its end."""
-    n = max(1, int(np.ceil(n_frames / PARTIAL_FRAMES)))
-    return [int(round(s)) for s in np.linspace(0, max(0, n_frames - PARTIAL_FRAMES), n)]
 
 
 def embed_clips(

@@ -99,3 +99,22 @@ def test_a_model_with_the_encoder_answers_the_mean_of_both(toy_manifest, tmp_pat
     state = torch.load(paths["model"], weights_only=True)["state_dict"]
     assert not any(k.startswith("encoder.") for k in state)  # vgd ships them, not each file
     assert paths["model"].stat().st_size < 1_000_000
+
+
+def test_the_fused_model_runs_under_mixed_precision_and_answers_in_float32():
+    from vgd.config import FeatureConfig
+    from vgd.device import autocast
+    from vgd.model import VoiceGenderNet
+
+    model = VoiceGenderNet(FeatureConfig(), ModelConfig(encoder="ge2e"), 16000, 2).eval()
+    rng = np.random.default_rng(1)
+    fit_probe(
+        model.probe, [rng.normal(0, 1, (2, 256)) for _ in range(8)], [0, 1] * 4, [1.0] * 8, 1.0
+    )
+    wave = torch.from_numpy(np.stack([voice(120, 3.0, seed=3), voice(230, 3.0, seed=4)]))
+    with torch.no_grad():
+        full = model(wave)
+        with autocast(torch.device("cpu"), "bf16"):
+            mixed = model(wave)
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(mixed, full, atol=0.1)
