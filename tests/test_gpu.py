@@ -73,3 +73,14 @@ def test_batch_composition_changes_cuda_results_only_within_tf32_error(toy_model
 def test_auto_picks_cuda(toy_model):
     assert load_checkpoint(toy_model, "auto").device.type == "cuda"
     assert torch.cuda.is_available()
+
+
+def test_a_model_with_the_speaker_encoder_trains_and_answers_alike_on_cuda(toy_manifest, tmp_path):
+    config = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2, "model.encoder": "ge2e"})
+    run = toy_run(toy_manifest, tmp_path, device="cuda", precision="fp16")
+    result = train(config, run, progress=False)
+    assert bool(result.model.probe.fitted)
+    path = save_outputs(result, tmp_path / "run")["model"]
+    on_gpu, on_cpu = load_checkpoint(path, device="cuda"), load_checkpoint(path, device="cpu")
+    test = [c for c in load_clips(config, run.manifest) if c.split == "test"]
+    assert np.abs(evaluate(on_gpu, test).probs - evaluate(on_cpu, test).probs).max() <= TOL
