@@ -8,7 +8,7 @@ import torch
 
 from conftest import toy_config, toy_run, voice
 from vgd.checkpoint import load_checkpoint
-from vgd.config import ConfigError, ModelConfig
+from vgd.config import ConfigError, ModelConfig, TrainConfig, apply_overrides
 from vgd.encoder import EmbeddingProbe, fit_probe, load_speaker_encoder, partial_starts
 from vgd.train import save_outputs, train
 
@@ -69,6 +69,13 @@ def test_config_refuses_an_unknown_encoder():
         ModelConfig(encoder="wav2vec")
     with pytest.raises(ConfigError, match="model.encoder_c"):
         ModelConfig(encoder="ge2e", encoder_c=0)
+    with pytest.raises(ConfigError, match="16 kHz"):
+        apply_overrides(
+            TrainConfig(),
+            {"model.encoder": "ge2e", "audio.sample_rate": 8000, "features.f_max": 3800},
+        )
+    eight_khz = {"audio.sample_rate": 8000, "features.f_max": 3800}
+    assert apply_overrides(TrainConfig(), eight_khz).model.encoder == "none"
 
 
 @pytest.mark.slow

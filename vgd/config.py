@@ -319,6 +319,11 @@ class ModelSpec:
             "window.seconds",
             "must be longer than one analysis window",
         )
+        _check(
+            self.model.encoder == "none" or self.audio.sample_rate == 16000,
+            "model.encoder",
+            "ge2e hears 16 kHz audio: it needs audio.sample_rate 16000",
+        )
 
     @property
     def window_samples(self) -> int:
