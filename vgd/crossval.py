@@ -286,7 +286,7 @@ class CrossValidation:
 
 
 def fold_seeds(seed: int | Sequence[int] | None, default: int) -> tuple[int, ...]:
-    """The fold seeds to partition by: one, several, or (None, ()) the config's split seed."""
+    """The fold seeds to partition by: one, several, or the config's split seed for None or ()."""
     if seed is None:
         return (default,)
     seeds = (seed,) if isinstance(seed, int) else tuple(seed)
