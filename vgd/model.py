@@ -84,10 +84,6 @@ class VoiceGenderNet(nn.Module):
             logits = torch.logsumexp(torch.log_softmax(both, dim=2), dim=0) - math.log(2)
         return logits if self.temperature == 1.0 else logits / self.temperature
 
-    def embed(self, wave: torch.Tensor) -> torch.Tensor:
-        """(B, T) → (B, 256) speaker embeddings, for fitting the probe."""
-        return self.encoder(wave)
-
 
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""

@@ -39,7 +39,7 @@ def clip_embeddings(
             out.append(None)
             continue
         parts = [
-            model.embed(torch.from_numpy(waves[i : i + BATCH]).to(device)).cpu().numpy()
+            model.encoder(torch.from_numpy(waves[i : i + BATCH]).to(device)).cpu().numpy()
             for i in range(0, len(waves), BATCH)
         ]
         out.append(np.concatenate(parts))
