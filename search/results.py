@@ -222,7 +222,7 @@ def top_k_table(rows: list[TrialRow], space: SearchSpace, k: int) -> str:
 
 def spread_key(metric: str) -> str:
     """The per-epoch score a ranking metric is made of (its ``_std`` is the spread over folds)."""
-    for prefix in ("best_", "last3_"):
+    for prefix in ("best_", "last3_", "last_"):
         metric = metric.removeprefix(prefix)
     return metric
 
@@ -233,7 +233,8 @@ def _with_spread(value: float, spread: float | None) -> str:
 
 def _per_corpus(row: TrialRow) -> list[str]:
     """Each corpus's validation balanced accuracy (± spread over folds) at the epoch the trial
-    is judged at (its best, or its last for a ``last3_`` metric), which ``row.metrics`` holds."""
+    is judged at (its best, or its last for a ``last3_`` or ``last_`` metric), which
+    ``row.metrics`` holds."""
     prefix = "val_balanced_accuracy@"
     corpora = sorted(
         k[len(prefix) :]

@@ -59,6 +59,10 @@ METRICS = {
     # the mean of the last 3 epochs (vgd.train.recent_means): a lucky epoch cannot win a rung
     "last3_val_balanced_accuracy": "max",
     "last3_val_macro_balanced_accuracy": "max",
+    # the last epoch's: what ships with optim.select=last, and with a speaker encoder
+    # (model.encoder) the only epoch validated with its probe fitted
+    "last_val_balanced_accuracy": "max",
+    "last_val_macro_balanced_accuracy": "max",
 }
 
 

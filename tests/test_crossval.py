@@ -84,6 +84,19 @@ def test_each_epoch_reports_the_mean_and_spread_of_the_folds(cv_manifest, tmp_pa
             assert h["last3_val_balanced_accuracy"] == pytest.approx(statistics.fmean(recent))
 
 
+def test_folds_with_a_speaker_encoder_report_their_last_epoch_fused(cv_manifest, tmp_path):
+    overrides = {"optim.epochs": 2, "model.encoder": "ge2e", "optim.select": "last"}
+    config = toy_config(cv_manifest, tmp_path, **overrides)
+    seen = []
+    cross_validate(config, toy_run(cv_manifest, tmp_path), folds=3, callbacks=[seen.append])
+    assert "cnn_val_balanced_accuracy" not in seen[0]
+    last = seen[-1]
+    # the mean of 3 folds' own fused and CNN-only scores, and the trial's last-epoch ranking
+    assert last["last_val_macro_balanced_accuracy"] == last["val_macro_balanced_accuracy"]
+    assert "cnn_val_macro_balanced_accuracy" in last
+    assert last["val_loss"] != last["cnn_val_loss"]
+
+
 def test_an_interrupted_cross_validation_resumes_to_the_same_result(cv_manifest, tmp_path):
     config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 3})
     run = toy_run(cv_manifest, tmp_path)

@@ -125,3 +125,23 @@ def test_the_fused_model_runs_under_mixed_precision_and_answers_in_float32():
             mixed = model(wave)
     assert mixed.dtype == torch.float32
     assert torch.allclose(mixed, full, atol=0.1)
+
+
+def test_a_kept_last_epoch_is_validated_fused_and_fitted_once(toy_manifest, tmp_path, monkeypatch):
+    import vgd.train
+
+    fits = []
+    real = vgd.train.fit_model_probe
+    monkeypatch.setattr(vgd.train, "fit_model_probe", lambda *a: fits.append(1) or real(*a))
+    overrides = {"optim.epochs": 2, "model.encoder": "ge2e", "optim.select": "last"}
+    cfg = toy_config(toy_manifest, tmp_path, **overrides)
+    seen = []
+    result = train(cfg, toy_run(toy_manifest, tmp_path), callbacks=[seen.append], progress=False)
+    first, last = result.history
+    assert not any(k.startswith("cnn_") for k in first)
+    # what a callback (a search's trial) sees at the last epoch: the fused model's scores
+    assert seen[-1]["val_loss"] == last["val_loss"] != last["cnn_val_loss"]
+    assert seen[-1]["last_val_balanced_accuracy"] == last["val_balanced_accuracy"]
+    assert "cnn_val_balanced_accuracy" in last
+    # fitted at the last epoch, and not again by finish (the same probe ships)
+    assert len(fits) == 1 and bool(result.model.probe.fitted)

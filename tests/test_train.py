@@ -12,7 +12,15 @@ from conftest import toy_config, toy_run, voice, write_toy_corpus
 from vgd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides
 from vgd.device import resolve_memory_format
-from vgd.train import WeightAverage, _scheduler, _State, recent_means, save_outputs, train
+from vgd.train import (
+    WeightAverage,
+    _scheduler,
+    _State,
+    last_epoch,
+    recent_means,
+    save_outputs,
+    train,
+)
 
 
 def test_learns_pitch_separated_toy_voices(tmp_path):
@@ -37,6 +45,15 @@ def test_recent_means_average_the_last_epochs_that_have_the_score():
     assert recent_means(history, n=2) == {"last2_val_balanced_accuracy": pytest.approx(0.65)}
     assert recent_means([]) == {}
     assert recent_means([{"train_loss": 1.0}]) == {}  # no validation, nothing to rank by
+
+
+def test_last_epoch_is_the_last_records_scores():
+    history = [{"val_balanced_accuracy": v, "val_macro_balanced_accuracy": v} for v in (0.9, 0.6)]
+    assert last_epoch(history) == {
+        "last_val_balanced_accuracy": 0.6,
+        "last_val_macro_balanced_accuracy": 0.6,
+    }
+    assert last_epoch([]) == {} and last_epoch([{"train_loss": 1.0}]) == {}
 
 
 def test_reproducible_on_cpu(toy_manifest, tmp_path):

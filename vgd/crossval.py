@@ -36,6 +36,7 @@ from vgd.train import (
     Session,
     Trainer,
     best_so_far,
+    last_epoch,
     load_clips,
     recent_means,
     selection_score,
@@ -229,6 +230,7 @@ class CrossValidation:
             state.record(metrics, self.config.optim.patience)
             metrics.update(best_so_far(state.history[state.best_epoch - 1]))
             metrics.update(recent_means(state.history))
+            metrics.update(last_epoch(state.history))
             metrics.update(
                 best_epoch=state.best_epoch,
                 early_stopped=state.stopped,

@@ -422,11 +422,18 @@ class Session:
             "lr": self.optimizer.param_groups[0]["lr"],
             "clips_per_s": rate,
         }
+        if self._ships_fused(epoch):
+            # The last epoch, the one that ships, is validated as it ships: with the probe,
+            # fitted now (the CNN alone's scores kept beside), so a search ranks what answers.
+            cnn = t._validate(self.judged, self.data)
+            metrics.update({f"cnn_{k}": v for k, v in cnn.items() if isinstance(v, float)})
+            self._fit_probe(self.judged)
         metrics.update(t._validate(self.judged, self.data))
         metrics["epoch_seconds"] = time.perf_counter() - t0
         state.record(metrics, self.judged, cfg.optim.patience, cfg.optim.select)
         metrics.update(best_so_far(state.best_metrics))
         metrics.update(recent_means(state.history))
+        metrics.update(last_epoch(state.history))
         metrics["best_epoch"] = state.best_epoch
         metrics["early_stopped"] = state.stopped
         state.seconds = time.perf_counter() - self.started
@@ -436,16 +443,33 @@ class Session:
             callback(metrics)
         return metrics
 
+    def _ships_fused(self, epoch: int) -> bool:
+        """Whether ``epoch`` is the validated last epoch of a run that keeps its last epoch
+        (optim.select=last) with a speaker encoder; otherwise ``finish`` fits the probe on the
+        epoch kept, which the CNN's own scores chose."""
+        o = self.trainer.config.optim
+        return (
+            self.judged.probe is not None
+            and bool(self.data.val)
+            and o.select == "last"
+            and epoch >= o.epochs
+        )
+
+    def _fit_probe(self, model: VoiceGenderNet) -> None:
+        """Fit ``model``'s speaker-encoder probe on the training clips (vgd.probe)."""
+        t = self.trainer
+        probe = fit_model_probe(
+            model, t.config.spec, self.data.train_clips, self.data.reader, t.config.model.encoder_c
+        )
+        log.info("speaker-encoder probe: %(windows)d windows of %(clips)d clips", probe)
+
     def finish(self) -> TrainResult:
         """The best epoch's weights in eval mode, temperature-scaled on validation if any."""
         t, state, model, data = self.trainer, self.state, self.model, self.data
         model.load_state_dict(state.best_state)
         model.eval()
-        if model.probe is not None:
-            probe = fit_model_probe(
-                model, t.config.spec, data.train_clips, data.reader, t.config.model.encoder_c
-            )
-            log.info("speaker-encoder probe: %(windows)d windows of %(clips)d clips", probe)
+        if model.probe is not None and not bool(model.probe.fitted):
+            self._fit_probe(model)
         calibration = calibrate(model, t.config.spec, data.val, data.reader) if data.val else {}
         if calibration:
             log.info(
@@ -507,6 +531,13 @@ def recent_means(history: list[dict[str, Any]], n: int = RECENT_EPOCHS) -> dict[
         for k in RECENT_KEYS
         if recent and all(k in h for h in recent)
     }
+
+
+def last_epoch(history: list[dict[str, Any]]) -> dict[str, float]:
+    """``last_val_*``: the last epoch's validation balanced accuracies, for ranking trials by
+    the epoch that ships (optim.select=last; with model.encoder, the one validated fused)."""
+    last = history[-1] if history else {}
+    return {f"last_{k}": float(last[k]) for k in RECENT_KEYS if k in last}
 
 
 def selection_score(metrics: dict[str, Any]) -> float:
