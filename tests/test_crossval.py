@@ -10,7 +10,13 @@ import pytest
 from conftest import toy_config, toy_run, write_toy_corpus
 from vgd.checkpoint import torch_load
 from vgd.config import ConfigError
-from vgd.crossval import aggregate, cross_validate, fold_clips, training_pool
+from vgd.crossval import (
+    CrossValidation,
+    aggregate,
+    cross_validate,
+    fold_clips,
+    training_pool,
+)
 from vgd.splits import speaker_folds, speaker_key
 
 
@@ -88,7 +94,11 @@ def test_folds_with_a_speaker_encoder_report_their_last_epoch_fused(cv_manifest,
     overrides = {"optim.epochs": 2, "model.encoder": "ge2e", "optim.select": "last"}
     config = toy_config(cv_manifest, tmp_path, **overrides)
     seen = []
-    cross_validate(config, toy_run(cv_manifest, tmp_path), folds=3, callbacks=[seen.append])
+    cv = CrossValidation(config, toy_run(cv_manifest, tmp_path), folds=3)
+    # the folds' training sets overlap: one cache of the encoder's embeddings serves them all
+    assert cv.trainers[0].embeddings is cv.trainers[2].embeddings is not None
+    cv.add_callback(seen.append)
+    cv.fit()
     assert "cnn_val_balanced_accuracy" not in seen[0]
     last = seen[-1]
     # the mean of 3 folds' own fused and CNN-only scores, and the trial's last-epoch ranking

@@ -145,3 +145,24 @@ def test_a_kept_last_epoch_is_validated_fused_and_fitted_once(toy_manifest, tmp_
     assert "cnn_val_balanced_accuracy" in last
     # fitted at the last epoch, and not again by finish (the same probe ships)
     assert len(fits) == 1 and bool(result.model.probe.fitted)
+
+
+def test_runs_that_share_an_embedding_cache_embed_each_clip_once(toy_manifest, tmp_path):
+    from vgd.manifest import read_manifest
+    from vgd.model import VoiceGenderNet
+    from vgd.probe import fit_model_probe
+
+    cfg = toy_config(toy_manifest, tmp_path, **{"model.encoder": "ge2e"})
+    spec = cfg.spec
+    model = VoiceGenderNet(spec.features, spec.model, spec.audio.sample_rate, 2)
+    calls = []
+    model.encoder.register_forward_hook(lambda *_: calls.append(1))
+    clips = read_manifest(str(toy_manifest))
+    cache = {}
+    fit_model_probe(model, spec, clips[:-2], None, 1.0, cache)
+    first = len(calls)
+    fit_model_probe(model, spec, clips[2:], None, 1.0, cache)
+    assert len(calls) - first == 2  # only the 2 clips the first run did not have
+    cached = model.probe.state_dict()
+    fit_model_probe(model, spec, clips[2:], None, 1.0)  # no cache: every clip embedded afresh
+    assert all(torch.equal(v, model.probe.state_dict()[k]) for k, v in cached.items())

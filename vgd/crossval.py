@@ -24,6 +24,7 @@ from vgd.config import ConfigError, RunConfig, TrainConfig, apply_overrides, to_
 from vgd.inference import Reader
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError
+from vgd.probe import Embeddings
 from vgd.splits import (
     check_speaker_disjoint,
     hold_out_speakers,
@@ -195,6 +196,7 @@ class CrossValidation:
         self.callbacks: list[Callback] = []
         pool = training_pool(config, run.manifest, clips)
         recipe = fold_config(config)
+        embeddings: Embeddings = {}  # each clip's, embedded once for all folds (vgd.probe)
         self.trainers = [
             Trainer(
                 recipe,
@@ -203,6 +205,7 @@ class CrossValidation:
                 state_dir=self._fold_dir(s, k),
                 progress=False,
                 reader=reader,
+                embeddings=embeddings,
             )
             for s in self.seeds
             for fold_of in [speaker_folds(pool, folds, s)]

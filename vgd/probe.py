@@ -23,34 +23,62 @@ from vgd.model import VoiceGenderNet
 BATCH = 64
 
 
+Embeddings = dict[tuple[str, Any, Any], np.ndarray | None]
+
+
 @torch.inference_mode()
 def clip_embeddings(
-    model: VoiceGenderNet, spec: ModelSpec, clips: Sequence[Clip], reader: Reader | None
+    model: VoiceGenderNet,
+    spec: ModelSpec,
+    clips: Sequence[Clip],
+    reader: Reader | None,
+    cache: Embeddings | None = None,
 ) -> list[np.ndarray | None]:
-    """Each clip's (windows, 256) embeddings; None for a clip that cannot be used."""
+    """Each clip's (windows, 256) embeddings; None for a clip that cannot be used. ``cache``
+    keeps them across calls: the encoder is the shipped one in every model, so the folds of a
+    cross-validation, whose training sets overlap, embed each clip once."""
     model.eval()
-    device = next(model.parameters()).device
     out: list[np.ndarray | None] = []
     for clip in clips:
-        try:
-            _, windows = file_windows(clip.path, spec, reader)
-            waves = np.stack(list(windows)).astype(np.float32)
-        except AudioError:
-            out.append(None)
-            continue
-        parts = [
-            model.encoder(torch.from_numpy(waves[i : i + BATCH]).to(device)).cpu().numpy()
-            for i in range(0, len(waves), BATCH)
-        ]
-        out.append(np.concatenate(parts))
+        key = (clip.path, spec.audio, spec.window)
+        if cache is None or key not in cache:
+            embedded = _embed(model, spec, clip, reader)
+            if cache is None:
+                out.append(embedded)
+                continue
+            cache[key] = embedded
+        out.append(cache[key])
     return out
 
 
+def _embed(
+    model: VoiceGenderNet, spec: ModelSpec, clip: Clip, reader: Reader | None
+) -> np.ndarray | None:
+    """One clip's window embeddings, in batches of the clip's own windows (so a clip's figures
+    do not depend on which clips are embedded with it)."""
+    try:
+        _, windows = file_windows(clip.path, spec, reader)
+        waves = np.stack(list(windows)).astype(np.float32)
+    except AudioError:
+        return None
+    device = next(model.parameters()).device
+    parts = [
+        model.encoder(torch.from_numpy(waves[i : i + BATCH]).to(device)).cpu().numpy()
+        for i in range(0, len(waves), BATCH)
+    ]
+    return np.concatenate(parts)
+
+
 def fit_model_probe(
-    model: VoiceGenderNet, spec: ModelSpec, clips: Sequence[Clip], reader: Reader | None, c: float
+    model: VoiceGenderNet,
+    spec: ModelSpec,
+    clips: Sequence[Clip],
+    reader: Reader | None,
+    c: float,
+    cache: Embeddings | None = None,
 ) -> dict[str, Any]:
     """Fit ``model``'s probe on ``clips`` (its training clips); what it was fitted on."""
-    embedded = clip_embeddings(model, spec, clips, reader)
+    embedded = clip_embeddings(model, spec, clips, reader, cache)
     kept = [(clip, e) for clip, e in zip(clips, embedded) if e is not None]
     if len({clip.label for clip, _ in kept}) < 2:
         raise ValueError("the speaker-encoder probe needs usable clips of at least two labels")

@@ -40,7 +40,7 @@ from vgd.inference import Reader
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError, check_labels, read_manifest
 from vgd.model import VoiceGenderNet, count_parameters
-from vgd.probe import fit_model_probe
+from vgd.probe import Embeddings, fit_model_probe
 from vgd.progress import format_duration
 from vgd.splits import ensure_splits, select, speaker_key
 from vgd.train_input import LoaderBatches, training_batches
@@ -169,11 +169,13 @@ class Trainer:
         progress: bool = True,
         init_state: dict[str, torch.Tensor] | None = None,
         reader: Reader | None = None,
+        embeddings: Embeddings | None = None,
     ):
         self.config = config
         self.run = run
         self.init_state = init_state  # starting weights (fine-tuning); a resumed run overrides
         self.reader = reader  # path -> waveform; None: the files, through run.cache_dir
+        self.embeddings = embeddings  # the speaker encoder's, shared by runs (vgd.probe)
         self.labels = tuple(config.data.labels)
         self.clips, self.unreadable = usable_clips(
             load_clips(config, run.manifest, clips),
@@ -459,7 +461,12 @@ class Session:
         """Fit ``model``'s speaker-encoder probe on the training clips (vgd.probe)."""
         t = self.trainer
         probe = fit_model_probe(
-            model, t.config.spec, self.data.train_clips, self.data.reader, t.config.model.encoder_c
+            model,
+            t.config.spec,
+            self.data.train_clips,
+            self.data.reader,
+            t.config.model.encoder_c,
+            t.embeddings,
         )
         log.info("speaker-encoder probe: %(windows)d windows of %(clips)d clips", probe)
 
