@@ -38,17 +38,12 @@ def clip_embeddings(
     keeps them across calls: the encoder is the shipped one in every model, so the folds of a
     cross-validation, whose training sets overlap, embed each clip once."""
     model.eval()
-    out: list[np.ndarray | None] = []
-    for clip in clips:
-        key = (clip.path, spec.audio, spec.window)
-        if cache is None or key not in cache:
-            embedded = _embed(model, spec, clip, reader)
-            if cache is None:
-                out.append(embedded)
-                continue
-            cache[key] = embedded
-        out.append(cache[key])
-    return out
+    cache = {} if cache is None else cache
+    keys = [(clip.path, spec.audio, spec.window) for clip in clips]
+    for clip, key in zip(clips, keys):
+        if key not in cache:
+            cache[key] = _embed(model, spec, clip, reader)
+    return [cache[key] for key in keys]
 
 
 def _embed(
