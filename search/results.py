@@ -147,10 +147,20 @@ def slot_usage(
 
 
 def rank(rows: list[TrialRow], space: SearchSpace) -> list[TrialRow]:
-    """Trials with a value, best first; validation loss breaks ties (e.g. several at 1.0)."""
+    """Trials with a value, best first; validation loss breaks ties (e.g. several at 1.0).
+
+    A metric judged where a trial ended compares like with like only among trials that ended
+    where their schedule does: one cut short (by the time budget or the scheduler) is judged at
+    an epoch that would not ship, with the speaker encoder before its probe is fitted, so it
+    ranks after every trial that completed."""
     scored = [r for r in rows if r.value is not None and r.status != "failed"]
     sign = -1 if space.mode == "max" else 1
-    return sorted(scored, key=lambda r: (sign * r.value, r.metrics.get("val_loss", 0.0)))
+
+    def key(r: TrialRow) -> tuple:
+        cut = space.ranks_last_epoch and r.status != "completed"
+        return (cut, sign * r.value, r.metrics.get("val_loss", 0.0))
+
+    return sorted(scored, key=key)
 
 
 def trials_csv(rows: list[TrialRow], space: SearchSpace) -> str:
@@ -279,6 +289,13 @@ def write_results(
     ranked = rank(rows, space)
     if ranked:
         best = ranked[0]
+        if space.ranks_last_epoch and best.status != "completed":
+            log.warning(
+                "no trial reached its last epoch (the best stopped at epoch %d): %s is judged at "
+                "an epoch that would not ship; raise the time budget",
+                best.epochs,
+                space.metric,
+            )
         paths["best_config"] = out_dir / "best_config.yaml"
         save_config(best_config(best, base), paths["best_config"])
         if best.checkpoint and (Path(best.checkpoint) / "state.pt").exists():  # not with --cv

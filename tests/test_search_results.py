@@ -8,8 +8,9 @@ import pytest
 from pyarrow import fs
 
 from search.harness import _check_saved_state, _recreate_deleted_checkpoints
-from search.results import collect_rows, parse_result_line
+from search.results import collect_rows, parse_result_line, rank
 from search.space import load_space
+from search.trials import TrialRow
 
 
 def record(epoch: int, value: float) -> dict:
@@ -95,3 +96,12 @@ def test_a_last_epochs_metric_takes_the_trials_value_and_scores_at_its_last_epoc
     best = dataclasses.replace(space, metric="val_balanced_accuracy")
     (row,) = collect_rows(SimpleNamespace(trials=[fake_trial(tmp_path / "b", lines)]), best, 3)
     assert row.value == 0.9 and row.metrics["val_balanced_accuracy"] == 0.9
+
+
+def test_a_trial_cut_short_ranks_after_every_completed_one_when_judged_at_its_last_epoch():
+    completed = TrialRow("done", "completed", {}, 0.95, {"val_loss": 0.2}, epochs=60)
+    cut = TrialRow("cut", "stopped", {}, 0.97, {"val_loss": 0.1}, epochs=35)
+    last = dataclasses.replace(load_space("smoke"), metric="last_val_balanced_accuracy")
+    assert [r.trial_id for r in rank([cut, completed], last)] == ["done", "cut"]
+    best = dataclasses.replace(last, metric="val_balanced_accuracy")
+    assert [r.trial_id for r in rank([cut, completed], best)] == ["cut", "done"]
