@@ -3,7 +3,7 @@
     python scripts/bench_segment.py [--fold K | --all-folds] [--folds 5] [--seed 0]
         [--manifest CORPUS.csv ...] [--turn-noise MIN MAX]
         [--model CHECKPOINT | --reuse-models] [--set key=value ...] [--conversations 4]
-        [--min-confidence C] [--hour [--repeats 3]]
+        [--min-confidence C] [--bridge S] [--hour [--repeats 3]]
         [--root ../shared/data/LibriSpeech] [--work runs/bench_segment]
         [--out results/bench/segment]
 
@@ -32,7 +32,8 @@ room noise, a pause or an insert). Each fold also says where gender accuracy on 
 went: to ``unknown`` (and how long its segments are), and to wrong answers, split into turns
 answered mostly wrong (the voices the model places on the other side, named) and the rest.
 ``--min-confidence`` passes ``vgd segment`` another threshold of ``unknown`` (its segments go to
-``segments_c<C>.csv`` beside the default's), to sweep it with ``--reuse-models``.
+``segments_c<C>.csv`` beside the default's), to sweep it with ``--reuse-models``; ``--bridge``
+likewise passes the seconds of pause ``vgd segment`` hears across (``segments_b<S>.csv``).
 
 ``--hour`` instead times ``vgd segment`` on one 60-minute recording of fold K's speakers in a
 fresh process (wall time and peak RSS) and scores it too. Prints measured numbers; writes JSON to
@@ -52,7 +53,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ from vgd.config import ConfigError, RunConfig, load_config, parse_override
 from vgd.corpora import build
 from vgd.io import atomic_write_json
 from vgd.manifest import Clip, ManifestError, read_manifests
+from vgd.segment import SegmentConfig
 from vgd.splits import corpora_of, speaker_folds, speaker_key
 from vgd.train import save_outputs, train
 
@@ -589,15 +591,25 @@ def train_fold(args: argparse.Namespace, clips: list[Clip], folds: list[int], k:
 
 def segment_options(args: argparse.Namespace) -> list[str]:
     """``vgd segment``'s options the bench passes on (none: its defaults)."""
-    if args.min_confidence is None:
-        return []
-    return ["--min-confidence", str(args.min_confidence)]
+    options = []
+    if args.min_confidence is not None:
+        options += ["--min-confidence", str(args.min_confidence)]
+    if args.bridge is not None:
+        options += ["--bridge", str(args.bridge)]
+    return options
+
+
+def segment_config(args: argparse.Namespace) -> SegmentConfig:
+    """The settings ``vgd segment`` runs with: its defaults, changed by the bench's options."""
+    changes = {"min_confidence": args.min_confidence, "bridge_s": args.bridge}
+    return replace(SegmentConfig(), **{k: v for k, v in changes.items() if v is not None})
 
 
 def segments_csv(work: Path, args: argparse.Namespace) -> Path:
-    """Where a fold's segments go: one file per threshold, so a sweep keeps the default's."""
-    c = args.min_confidence
-    return work / ("segments.csv" if c is None else f"segments_c{c:g}.csv")
+    """Where a fold's segments go: one file per setting, so a sweep keeps the default's."""
+    c, b = args.min_confidence, args.bridge
+    tags = ([] if c is None else [f"c{c:g}"]) + ([] if b is None else [f"b{b:g}"])
+    return work / ("segments.csv" if not tags else f"segments_{'_'.join(tags)}.csv")
 
 
 def run_segment(
@@ -805,6 +817,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="vgd segment's threshold of 'unknown' (default: its own, as shipped)",
     )
+    p.add_argument(
+        "--bridge",
+        type=float,
+        help="vgd segment's seconds of pause heard across (default: its own, as shipped)",
+    )
     p.add_argument("--hour", action="store_true", help="time one long recording instead")
     p.add_argument("--minutes", type=float, default=60.0, help="length of the --hour recording")
     p.add_argument("--repeats", type=int, default=3, help="timed runs in --hour mode")
@@ -823,6 +840,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--fold must be in [0, {args.folds})")
     if args.min_confidence is not None and not 0 <= args.min_confidence <= 1:
         p.error(f"--min-confidence must be in [0, 1], got {args.min_confidence:g}")
+    if args.bridge is not None and args.bridge < 0:
+        p.error(f"--bridge must be >= 0, got {args.bridge:g}")
     if args.turn_noise is None:
         args.turn_noise = TURN_NOISE_S if args.manifest else (0.0, 0.0)
     lo, hi = args.turn_noise = tuple(args.turn_noise)
@@ -909,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
             "turn_noise_s": list(args.turn_noise),
             "folds": args.folds,
             "seed": args.seed,
+            "segment_config": asdict(segment_config(args)),
             "mean": summary["scores"],
             "mean_per_corpus": summary["per_corpus"],
             **({"mean_lost": summary["lost"]} if "lost" in summary else {}),

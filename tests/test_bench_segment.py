@@ -184,7 +184,7 @@ def test_lost_accuracy_tells_unknown_from_voices_answered_wrong(bench) -> None:
     assert both["unknown_segments_s"] == [0.5, 0.5]
 
 
-def test_a_threshold_sweep_keeps_the_default_segments(bench, tmp_path: Path) -> None:
+def test_a_sweep_keeps_the_default_segments(bench, tmp_path: Path) -> None:
     default = bench.parse_args([])
     assert default.min_confidence is None and bench.segment_options(default) == []
     assert bench.segments_csv(tmp_path, default) == tmp_path / "segments.csv"
@@ -194,6 +194,16 @@ def test_a_threshold_sweep_keeps_the_default_segments(bench, tmp_path: Path) -> 
     for bad in ("1.5", "-0.1"):
         with pytest.raises(SystemExit):
             bench.parse_args(["--min-confidence", bad])
+    both = bench.parse_args(["--min-confidence", "0.6", "--bridge", "0"])
+    assert bench.segment_options(both) == ["--min-confidence", "0.6", "--bridge", "0.0"]
+    assert bench.segments_csv(tmp_path, both) == tmp_path / "segments_c0.6_b0.csv"
+    assert (bench.segment_config(both).min_confidence, bench.segment_config(both).bridge_s) == (
+        0.6,
+        0.0,
+    )
+    assert bench.segment_config(default) == bench.SegmentConfig()
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--bridge", "-1"])
 
 
 def test_turn_noise_arguments(bench) -> None:

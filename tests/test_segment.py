@@ -41,6 +41,7 @@ from vgd.segment import (
     decode,
     min_turn_path,
     segment_paths,
+    stretches,
     tighten_speech,
     to_segments,
     window_plan,
@@ -155,16 +156,46 @@ def test_smoothing_removes_a_short_blip_and_keeps_a_turn() -> None:
     assert speech_labels(unsmoothed) == ["female", "male", "female", "male"]
 
 
-def test_turns_in_separate_speech_regions_are_kept_however_short() -> None:
+def test_turns_in_speech_regions_further_apart_than_the_bridge_are_kept_however_short() -> None:
     p = np.r_[np.full(400, 0.9), np.full(50, 0.5), np.full(30, 0.1), np.full(20, 0.5)]
-    speech = [(0, 400), (450, 480)]  # 0.3 s of male between pauses: its own region
-    segs = decode(speech, _posteriors(p), np.full(500, 0.8), ("female", "male"), 5.0)
+    speech = [(0, 400), (450, 480)]  # 0.3 s of male after a 0.5 s pause: its own region
+    apart = SegmentConfig(bridge_s=0.3)
+    segs = decode(speech, _posteriors(p), np.full(500, 0.8), ("female", "male"), 5.0, apart)
     assert [(s.label, s.start, s.end) for s in segs] == [
         ("female", 0.0, 4.0),
         (NONSPEECH, 4.0, 4.5),
         ("male", 4.5, 4.8),
         (NONSPEECH, 4.8, 5.0),
     ]
+
+
+def test_a_turn_runs_across_a_pause_shorter_than_the_bridge() -> None:
+    p = np.r_[np.full(400, 0.9), np.full(50, 0.5), np.full(30, 0.4), np.full(20, 0.5)]
+    speech = [(0, 400), (450, 480)]  # 0.3 s after a 0.5 s pause, leaning male on its own
+    names, conf = ("female", "male"), np.full(500, 0.8)
+    heard_together = SegmentConfig(bridge_s=1.0, min_confidence=0.0)
+    segs = decode(speech, _posteriors(p), conf, names, 5.0, heard_together)
+    assert [(s.label, s.start, s.end) for s in segs] == [
+        ("female", 0.0, 4.0),
+        (NONSPEECH, 4.0, 4.5),  # the pause is still non-speech
+        ("female", 4.5, 4.8),  # too short to be a turn of its own within the stretch
+        (NONSPEECH, 4.8, 5.0),
+    ]
+    # a longer pause splits the stretch: the region is decoded alone again
+    far = [(0, 400), (460, 480)]
+    apart = decode(far, _posteriors(p), conf, names, 5.0, replace(heard_together, bridge_s=0.5))
+    assert speech_labels(apart) == ["female", "male"]
+
+
+def test_stretches_join_regions_across_gaps_under_the_bridge() -> None:
+    speech = [(0, 200), (250, 280), (400, 500), (599, 650)]
+    assert stretches(speech, 100) == [(0, 280), (400, 650)]
+    assert stretches(speech, 50) == [(0, 200), (250, 280), (400, 500), (599, 650)]
+    assert stretches(speech, 0) == speech and stretches([], 100) == []
+    # the windows of a stretch span its pauses, so a lone word is heard with its neighbours
+    plan = window_plan(stretches(speech, 100), window_frames=300, hop_frames=100)
+    assert plan[0] == (0, 280, 0, 280)  # one window: the word at 2.5 s with the 2 s before it
+    assert [(c0, c1) for _, _, c0, c1 in plan[1:]] == [(400, 650)]
 
 
 def _db(*parts: tuple[int, float]) -> np.ndarray:
@@ -204,7 +235,9 @@ def test_a_pause_inside_a_turn_is_nonspeech_without_splitting_the_turn() -> None
         ("female", 1.9, 3.4),
     ]
     # decoded region by region, the 1.5 s after the pause would be its own (male) turn
-    alone = decode(voiced, _posteriors(p), np.full(340, 0.9), names, 3.4, config)
+    alone = decode(
+        voiced, _posteriors(p), np.full(340, 0.9), names, 3.4, replace(config, bridge_s=0)
+    )
     assert [s.label for s in alone] == ["female", NONSPEECH, "male"]
 
 
@@ -247,7 +280,8 @@ def test_summary_and_config_validation() -> None:
     assert (
         FileSegments("b.wav", 3.0, [Segment(0, 3, NONSPEECH, 1)]).summary()["women_share"] is None
     )
-    for bad in ({"hop_s": 0}, {"min_turn_s": -1}, {"min_confidence": 1.5}, {"edge_margin_db": 0}):
+    bad_values = [{"hop_s": 0}, {"min_turn_s": -1}, {"min_confidence": 1.5}, {"bridge_s": -1}]
+    for bad in [*bad_values, {"edge_margin_db": 0}]:
         with pytest.raises(ValueError, match="SegmentConfig"):
             SegmentConfig(**bad)
 
@@ -468,6 +502,8 @@ def test_cli_segment_formats_and_exit_codes(toy_model: Path, tmp_path: Path, cap
     assert main([*args, "--format", "textgrid"]) == 2  # two recordings, one TextGrid
     assert main([*args, "--min-confidence", "2"]) == 2
     assert "min_confidence" in capsys.readouterr().err
+    assert main([*args, "--bridge", "-1"]) == 2
+    assert "bridge_s" in capsys.readouterr().err
     assert main([*args, "--batch-size", "0"]) == 2
 
     assert main(["-q", "segment", str(tmp_path / "nope.wav"), *args[2:], "--format", "json"]) == 1

@@ -209,6 +209,7 @@ def _segment_config(args: argparse.Namespace):
             min_confidence=args.min_confidence,
             hop_s=args.hop,
             min_turn_s=args.min_turn,
+            bridge_s=args.bridge,
             edge_margin_db=args.edge_margin if args.edge_margin > 0 else None,
         )
     except ValueError as e:
@@ -474,6 +475,13 @@ def _segment_flags(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.min_turn_s,
         help="seconds a gender turn inside continuous speech lasts at least (default: %(default)s)",
+    )
+    p.add_argument(
+        "--bridge",
+        type=float,
+        default=d.bridge_s,
+        help="speech less than this many seconds apart is heard together: windows span the "
+        "pause and a turn runs across it (default: %(default)s)",
     )
     p.add_argument(
         "--hop",

@@ -2,14 +2,16 @@
 ``nonspeech`` segments.
 
 The pure core works on a 10 ms frame grid: speech frames (from the VAD) and per-frame gender
-posteriors become labels by a Viterbi search in which every gender turn inside continuous speech
-lasts at least ``min_turn_s``; runs of labels become segments, and speech whose mean posterior
-is under ``min_confidence`` is called ``unknown``.
+posteriors become labels by a Viterbi search in which every gender turn inside a stretch of
+speech (speech regions less than ``bridge_s`` apart) lasts at least ``min_turn_s``; runs of
+labels become segments, and speech whose mean posterior is under ``min_confidence`` is called
+``unknown``.
 
 The I/O shell streams each file twice in blocks, so memory stays flat for hour-long recordings:
 pass 1 runs the VAD (:mod:`vgd.vad`), pass 2 cuts model windows (``spec.window_samples``) that
-slide by ``hop_s`` inside each speech region (a region shorter than a window is tiled to fill
-one, as :func:`vgd.inference.crop` does) and sends them through the one model call,
+slide by ``hop_s`` inside each stretch, its short pauses included as in a clip's windows (a
+stretch shorter than a window is tiled to fill one, as :func:`vgd.inference.crop` does) and
+sends them through the one model call,
 :func:`vgd.inference.window_probs`, in batches shared across files. A frame's posterior is the
 mean of the windows that cover it.
 """
@@ -43,7 +45,11 @@ class SegmentConfig:
     # Pauses under 0.3 s are bridged (silero's 0.1 s splits read speech at every breath).
     vad: VadConfig = VadConfig(min_silence_s=0.3)
     hop_s: float = 1.0  # gender windows slide by this inside speech
-    min_turn_s: float = 2.0  # inside continuous speech, a gender turn lasts at least this long
+    min_turn_s: float = 2.0  # inside a stretch of speech, a gender turn lasts at least this long
+    # Speech regions less than this apart are one stretch: its windows span the pauses, as a
+    # clip's do in ``vgd predict``, and a turn runs across them. A word alone between two pauses
+    # is too short for a window of its own to say much; heard with its neighbours it is not.
+    bridge_s: float = 1.0
     # Speech whose mean probability for its gender is under this is labelled ``unknown`` (0.5
     # or less: never, with two classes). The probabilities are the model's, with the temperature
     # its training fitted on whole clips; a 3-s window is less sure than a clip, so this is a
@@ -62,6 +68,7 @@ class SegmentConfig:
                 "must be > 0",
             ),
             (self.min_turn_s >= 0, "min_turn_s", "must be >= 0"),
+            (self.bridge_s >= 0, "bridge_s", "must be >= 0"),
             (0.0 <= self.min_confidence <= 1.0, "min_confidence", "must be in [0, 1]"),
         ]
         for ok, name, rule in checks:
@@ -101,6 +108,11 @@ def frame_db(wave: np.ndarray, frame_samples: int) -> np.ndarray:
 def _active_runs(active: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
     """[start, end) runs of True, gaps shorter than ``min_gap`` bridged (the VAD's own rules)."""
     return [(int(a), int(b)) for a, b in _merge(_runs(active).tolist(), min_gap)]
+
+
+def stretches(speech: Sequence[tuple[int, int]], bridge: int) -> list[tuple[int, int]]:
+    """Speech frame ranges (sorted) joined across gaps shorter than ``bridge`` frames."""
+    return [(int(a), int(b)) for a, b in _merge([list(r) for r in speech], bridge)]
 
 
 def tighten_speech(
@@ -248,16 +260,17 @@ def decode(
     """Speech frame ranges, (frames, C) gender posteriors and per-frame non-speech confidence
     → segments covering [0, duration_s].
 
-    Gender turns are decoded over ``speech``; ``voiced`` (the same speech with tighter edges
-    and short pauses cut out, see :func:`tighten_speech`) then says which of its frames are
-    labelled speech, so a pause splits the speech without splitting the turn around it.
+    Gender turns are decoded over the stretches of ``speech``; ``voiced`` (the same speech with
+    tighter edges and short pauses cut out, see :func:`tighten_speech`), or else ``speech``,
+    then says which of their frames are labelled speech, so a pause splits the speech without
+    splitting the turn around it.
     """
-    labels = frame_labels(speech, posteriors, to_frame(config.min_turn_s))
-    if voiced is not None:
-        keep = np.zeros(labels.size, dtype=bool)
-        for a, b in voiced:
-            keep[a:b] = True
-        labels[~keep] = -1
+    turns = stretches(speech, to_frame(config.bridge_s))
+    labels = frame_labels(turns, posteriors, to_frame(config.min_turn_s))
+    keep = np.zeros(labels.size, dtype=bool)
+    for a, b in speech if voiced is None else voiced:
+        keep[a:b] = True
+    labels[~keep] = -1
     return to_segments(labels, posteriors, nonspeech_conf, names, duration_s, config.min_confidence)
 
 
@@ -464,7 +477,8 @@ class Segmenter:
         spec = self.loaded.spec
         rate, n = spec.audio.sample_rate, spec.window_samples
         hop = max(to_frame(self.config.hop_s), 1)
-        plan = window_plan(job.speech, max(to_frame(n / rate), 1), hop)
+        turns = stretches(job.speech, to_frame(self.config.bridge_s))
+        plan = window_plan(turns, max(to_frame(n / rate), 1), hop)
         if not plan:
             return
         blocks = read_blocks(job.source, rate, self.block_s)
