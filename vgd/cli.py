@@ -474,7 +474,8 @@ def _segment_flags(p: argparse.ArgumentParser) -> None:
         "--min-turn",
         type=float,
         default=d.min_turn_s,
-        help="seconds a gender turn inside continuous speech lasts at least (default: %(default)s)",
+        help="seconds a gender turn inside a stretch of speech lasts at least (default: "
+        "%(default)s)",
     )
     p.add_argument(
         "--bridge",
