@@ -409,14 +409,23 @@ def lost_accuracy(
     turns: Sequence[dict[str, Any]], unknown_s: Sequence[float] = ()
 ) -> dict[str, Any]:
     """Where gender accuracy on detected speech goes (shares of detected speech): ``unknown``
-    (with the lengths of its segments), and wrong answers split into turns answered mostly
-    wrong (a voice the model places on the other side) and the rest (a stretch of a turn, a
-    boundary), with the voices of the former."""
+    (with the lengths of its segments, and the voices it fell on, most first), and wrong
+    answers split into turns answered mostly wrong (a voice the model places on the other
+    side) and the rest (a stretch of a turn, a boundary), with the voices of the former."""
     detected = max(sum(t["detected"] for t in turns), 1)
     lost = [t for t in turns if t["wrong"] > t["detected"] / 2]
+    unknown_of, detected_of = Counter(), Counter()
+    for t in turns:
+        unknown_of[t["speaker"]] += t["unknown"]
+        detected_of[t["speaker"]] += t["detected"]
     return {
         "unknown": sum(t["unknown"] for t in turns) / detected,
         "unknown_segments_s": [round(x, 2) for x in unknown_s],
+        "unknown_voices": [
+            {"speaker": v, "unknown_s": n * FRAME_S, "detected_s": detected_of[v] * FRAME_S}
+            for v, n in unknown_of.most_common()
+            if n > 0
+        ],
         "wrong": sum(t["wrong"] for t in turns) / detected,
         "wrong_in_lost_turns": sum(t["wrong"] for t in lost) / detected,
         "lost_turns": [
@@ -744,10 +753,22 @@ def lost_line(lost: dict[str, Any], name: str) -> str:
     n = len(lost["lost_turns"])
     return (
         f"{name}: detected speech answered unknown {lost['unknown']:.2%} ({len(unknown)} "
-        f"segments, median {np.median(unknown) if unknown else 0:.1f} s), wrong "
-        f"{lost['wrong']:.2%} ({lost['wrong_in_lost_turns']:.2%} in {n} "
+        f"segments, median {np.median(unknown) if unknown else 0:.1f} s{unknown_voices(lost)}), "
+        f"wrong {lost['wrong']:.2%} ({lost['wrong_in_lost_turns']:.2%} in {n} "
         f"turn{'' if n == 1 else 's'} answered mostly wrong{': ' + who if who else ''})"
     )
+
+
+def unknown_voices(lost: dict[str, Any], most: int = 3) -> str:
+    """How many voices the ``unknown`` speech fell on, and the share of it on the ``most``."""
+    voices = sorted(lost.get("unknown_voices", []), key=lambda v: -v["unknown_s"])
+    total = sum(v["unknown_s"] for v in voices)
+    if not total:
+        return ""
+    top = voices[:most]
+    names = ", ".join(f"{v['speaker']} {v['unknown_s']:.1f} s" for v in top)
+    share = sum(v["unknown_s"] for v in top) / total
+    return f", on {len(voices)} voice{'' if len(voices) == 1 else 's'}: {share:.0%} on {names}"
 
 
 def mean_lost(reports: Sequence[dict]) -> dict[str, Any]:
@@ -756,6 +777,10 @@ def mean_lost(reports: Sequence[dict]) -> dict[str, Any]:
     return {
         **{k: float(np.mean([r["lost"][k] for r in reports])) for k in shares},
         "unknown_segments_s": [x for r in reports for x in r["lost"]["unknown_segments_s"]],
+        "unknown_voices": sorted(
+            (v for r in reports for v in r["lost"].get("unknown_voices", [])),
+            key=lambda v: -v["unknown_s"],
+        ),
         "lost_turns": [t for r in reports for t in r["lost"]["lost_turns"]],
     }
 

@@ -176,9 +176,17 @@ def test_lost_accuracy_tells_unknown_from_voices_answered_wrong(bench) -> None:
     assert [t["speaker"] for t in lost["lost_turns"]] == ["so/b"]
     s = bench.frame_scores(bench.frame_counts(ref, hyp))
     assert s["gender_accuracy"] == pytest.approx(1 - lost["unknown"] - lost["wrong"])
+    assert lost["unknown_voices"] == [
+        {"speaker": "ls/a", "unknown_s": pytest.approx(0.5), "detected_s": pytest.approx(2.0)}
+    ]
     line = bench.lost_line(lost, "fold 0")
-    assert "unknown 8.62% (1 segments, median 0.5 s)" in line
+    assert "unknown 8.62% (1 segments, median 0.5 s, on 1 voice: 100% on ls/a 0.5 s)" in line
     assert "1 turn answered mostly wrong: so/b" in line
+    other = {**lost["unknown_voices"][0], "speaker": "ls/d", "unknown_s": 1.5}
+    both = bench.mean_lost([{"lost": lost}, {"lost": {**lost, "unknown_voices": [other]}}])
+    assert [v["speaker"] for v in both["unknown_voices"]] == ["ls/d", "ls/a"]
+    assert ", on 2 voices: 100% on ls/d 1.5 s, ls/a 0.5 s)" in bench.lost_line(both, "mean")
+    assert bench.unknown_voices(both, most=1) == ", on 2 voices: 75% on ls/d 1.5 s"
     both = bench.mean_lost([{"lost": lost}, {"lost": {**lost, "unknown": 0.0}}])
     assert both["unknown"] == pytest.approx(25 / 580) and len(both["lost_turns"]) == 2
     assert both["unknown_segments_s"] == [0.5, 0.5]
