@@ -598,26 +598,35 @@ def train_fold(args: argparse.Namespace, clips: list[Clip], folds: list[int], k:
     return path
 
 
+# The bench's options passed on to ``vgd segment``: (argument, flag, file-name tag, field).
+SEGMENT_OPTIONS = (
+    ("min_confidence", "--min-confidence", "c", "min_confidence"),
+    ("bridge", "--bridge", "b", "bridge_s"),
+)
+
+
+def _given(args: argparse.Namespace) -> list[tuple[str, str, str, float]]:
+    """(flag, tag, field, value) of each option given on the command line, in a fixed order."""
+    return [
+        (flag, tag, field, getattr(args, name))
+        for name, flag, tag, field in SEGMENT_OPTIONS
+        if getattr(args, name) is not None
+    ]
+
+
 def segment_options(args: argparse.Namespace) -> list[str]:
     """``vgd segment``'s options the bench passes on (none: its defaults)."""
-    options = []
-    if args.min_confidence is not None:
-        options += ["--min-confidence", str(args.min_confidence)]
-    if args.bridge is not None:
-        options += ["--bridge", str(args.bridge)]
-    return options
+    return [x for flag, _, _, value in _given(args) for x in (flag, str(value))]
 
 
 def segment_config(args: argparse.Namespace) -> SegmentConfig:
     """The settings ``vgd segment`` runs with: its defaults, changed by the bench's options."""
-    changes = {"min_confidence": args.min_confidence, "bridge_s": args.bridge}
-    return replace(SegmentConfig(), **{k: v for k, v in changes.items() if v is not None})
+    return replace(SegmentConfig(), **{field: value for _, _, field, value in _given(args)})
 
 
 def segments_csv(work: Path, args: argparse.Namespace) -> Path:
     """Where a fold's segments go: one file per setting, so a sweep keeps the default's."""
-    c, b = args.min_confidence, args.bridge
-    tags = ([] if c is None else [f"c{c:g}"]) + ([] if b is None else [f"b{b:g}"])
+    tags = [f"{tag}{value:g}" for _, tag, _, value in _given(args)]
     return work / ("segments.csv" if not tags else f"segments_{'_'.join(tags)}.csv")
 
 
@@ -761,7 +770,7 @@ def lost_line(lost: dict[str, Any], name: str) -> str:
 
 def unknown_voices(lost: dict[str, Any], most: int = 3) -> str:
     """How many voices the ``unknown`` speech fell on, and the share of it on the ``most``."""
-    voices = sorted(lost.get("unknown_voices", []), key=lambda v: -v["unknown_s"])
+    voices = lost.get("unknown_voices", [])  # most first, as lost_accuracy and mean_lost sort them
     total = sum(v["unknown_s"] for v in voices)
     if not total:
         return ""
