@@ -15,7 +15,9 @@ risk–coverage table. Writes model.pt, recipe.yaml, metrics.json and MODEL_CARD
 it); --shipped records their sha256; ``--search-config`` (the search's best_config.yaml) lets
 the card say which schedule the search ranked its trials on. ``--recipe NAME`` fits a recipe of
 the report whatever the comparison says (the runner-up's final model, to test it further), into
-another --model-dir.
+another --model-dir. The written model.pt is then scored, as ``vgd evaluate`` scores it, on
+seeded draws of the built-in synthetic voices (``--synthetic-draws``; none: not measured), which
+no corpus here holds: the card reports what the model does on voices unlike any it learnt from.
 """
 
 from __future__ import annotations
@@ -25,17 +27,19 @@ import hashlib
 import json
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vgd.calibration import expected_calibration_error, fit_temperature, pooled_probs
-from vgd.checkpoint import save_checkpoint
+from vgd.checkpoint import load_checkpoint, save_checkpoint
 from vgd.config import ConfigError, RunConfig, TrainConfig, from_dict, load_config, save_config
 from vgd.crossval import fold_summary, without_validation
+from vgd.evaluate import EvalResult, evaluate
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import ManifestError, read_manifest
 from vgd.modelcard import builtin_model_card
@@ -43,11 +47,15 @@ from vgd.predict import MIN_CONFIDENCE
 from vgd.progress import format_duration
 from vgd.provenance import file_hash
 from vgd.splits import corpora_of, speaker_key
+from vgd.synth import SynthConfig, generate_corpus
 from vgd.train import Trainer
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # 0.5: forced choice, every clip answered
 SCORES = ("balanced_accuracy", "recall_female", "recall_male")
 CARD = "MODEL_CARD.md"
+# results/bench/elsewhere's draws of 100 speakers × 4 clips, so the card pairs with its tables
+SYNTH_DRAWS = (7, 19, 23, 29, 31)
+SYNTH_SCORES = ("balanced_accuracy", "recall_female", "recall_male", "roc_auc", "unknown")
 
 
 def choose(report: dict[str, Any]) -> tuple[str, str]:
@@ -208,6 +216,53 @@ def paired_summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def synthetic_voices(
+    model_path: Path, seeds: Sequence[int], speakers: int, utterances: int, workers: int
+) -> dict[str, Any]:
+    """The written model on seeded draws of the built-in synthetic voices, every clip scored as
+    ``vgd evaluate`` scores it: what it does on voices no corpus here holds."""
+    loaded = load_checkpoint(model_path)
+    draws = []
+    with tempfile.TemporaryDirectory(prefix="vgd-synth-") as tmp:
+        for seed in seeds:
+            config = SynthConfig(speakers, utterances, seed, workers=workers)
+            clips = generate_corpus(Path(tmp) / f"seed{seed}", config, progress=False)
+            draws.append({"seed": seed, **_draw_scores(evaluate(loaded, clips))})
+            print(f"synthetic voices, seed {seed}: {_draw_line(draws[-1])}", flush=True)
+    return {
+        "speakers": speakers,
+        "utterances": utterances,
+        "threshold": MIN_CONFIDENCE,
+        "draws": draws,
+        "summary": fold_summary(draws, [k for k in SYNTH_SCORES if _scored(draws, k)]),
+    }
+
+
+def _scored(draws: list[dict[str, Any]], key: str) -> bool:
+    return bool(draws) and all(d[key] is not None for d in draws)  # no ROC AUC of one class
+
+
+def _draw_scores(result: EvalResult) -> dict[str, Any]:
+    m, scored = result.metrics, result.scored()
+    probs, targets = np.array([p for *_, p in scored]), np.array([t for _, t, _ in scored])
+    answered = coverage(probs, targets, (MIN_CONFIDENCE,))[0]
+    return {
+        "clips": m["n_clips"],
+        "unreadable": m["n_unreadable"],
+        "balanced_accuracy": m["balanced_accuracy"],
+        **{f"recall_{k}": v["recall"] for k, v in m["per_class"].items()},
+        "roc_auc": m["roc_auc"],
+        "unknown": answered["unknown"],
+    }
+
+
+def _draw_line(d: dict[str, Any]) -> str:
+    return (
+        f"{d['clips']} clips, balanced accuracy {d['balanced_accuracy']:.4f} (recall female "
+        f"{d['recall_female']:.4f}, male {d['recall_male']:.4f}), unknown {d['unknown']:.3f}"
+    )
+
+
 def _schedule(config: TrainConfig) -> dict[str, int]:
     return {"epochs": config.optim.epochs, "crops_per_clip": config.data.crops_per_clip}
 
@@ -248,13 +303,25 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="the search's best_config.yaml: the card says which schedule the search ranked on",
     )
+    p.add_argument(
+        "--synthetic-draws",
+        type=int,
+        nargs="*",
+        default=list(SYNTH_DRAWS),
+        metavar="SEED",
+        help="seeds of the synthetic-voice draws the written model is scored on (none: skip)",
+    )
+    p.add_argument("--synthetic-speakers", type=int, default=100, help="speakers per draw")
+    p.add_argument("--synthetic-utterances", type=int, default=4, help="clips per speaker")
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
+        for seed in args.synthetic_draws:  # a bad draw fails here, not after the final fit
+            SynthConfig(args.synthetic_speakers, args.synthetic_utterances, seed)
         clips = read_manifest(args.manifest)
         report = json.loads(args.compare.read_text())
         searched = load_config(args.search_config) if args.search_config else None
-    except (ManifestError, ConfigError, OSError, json.JSONDecodeError) as e:
+    except (ManifestError, ConfigError, OSError, ValueError) as e:
         print(f"release_model: error: {e}", file=sys.stderr)
         return 2
     if args.recipe and args.recipe not in report["configs"]:
@@ -283,6 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         config, clips, metrics["epochs"], metrics["temperature"], args.threads, layout
     )
     path = save_checkpoint(args.model_dir / "model.pt", model, final, metrics)
+    if args.synthetic_draws:
+        synth = synthetic_voices(
+            path,
+            args.synthetic_draws,
+            args.synthetic_speakers,
+            args.synthetic_utterances,
+            args.threads,
+        )
+        metrics["elsewhere"] = json.loads(json.dumps({"synthetic": synth}))
+        path = save_checkpoint(path, model, final, metrics)  # the same weights, measured
     save_config(config, args.model_dir / "recipe.yaml")
     atomic_write_json(args.model_dir / "metrics.json", metrics)
     atomic_write_text(args.model_dir / CARD, builtin_model_card(final, metrics))

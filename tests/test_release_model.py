@@ -100,15 +100,32 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path, capsys):
             assert len(o["logits"]) == len(o["targets"]) == r["per_corpus"][name]["n_clips"]
     script = load_script("release_model")
     digests = []
+    synth = ["--synthetic-draws", "3", "5", "--synthetic-speakers=4", "--synthetic-utterances=1"]
     for model_dir in (tmp_path / "a", tmp_path / "b"):
         argv = [f"--manifest={pool}", f"--compare={out / 'results.json'}"]
         shipped = model_dir / "shipped.json"
-        assert script.main([*argv, f"--model-dir={model_dir}", f"--shipped={shipped}"]) == 0
-        assert "every speaker (channels_last)" in capsys.readouterr().out  # as compared
+        assert script.main([*argv, *synth, f"--model-dir={model_dir}", f"--shipped={shipped}"]) == 0
+        printed = capsys.readouterr().out
+        assert "every speaker (channels_last)" in printed  # as compared
+        assert "synthetic voices, seed 5: 4 clips, balanced accuracy" in printed
         digests.append(hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest())
         assert json.loads(shipped.read_text())["model.pt"] == digests[-1]
-    assert digests[0] == digests[1]
+    assert digests[0] == digests[1]  # the synthetic draws are seeded: their figures too
     metrics = json.loads((tmp_path / "a/metrics.json").read_text())
+    synthetic = metrics["elsewhere"]["synthetic"]
+    assert [(d["seed"], d["clips"], d["unreadable"]) for d in synthetic["draws"]] == [
+        (3, 4, 0),
+        (5, 4, 0),
+    ]
+    scored = script.evaluate(  # the shipped file as `vgd evaluate` scores the same draw
+        load_checkpoint(tmp_path / "a/model.pt"),
+        script.generate_corpus(tmp_path / "synth5", script.SynthConfig(4, 1, 5), progress=False),
+    )
+    assert synthetic["draws"][1]["balanced_accuracy"] == scored.metrics["balanced_accuracy"]
+    bal = [d["balanced_accuracy"] for d in synthetic["draws"]]
+    assert synthetic["summary"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(bal))
+    assert load_checkpoint(tmp_path / "a/model.pt").metrics["elsewhere"] == metrics["elsewhere"]
+    assert "## Elsewhere: synthetic voices" in (tmp_path / "a/MODEL_CARD.md").read_text()
     assert metrics["recipe"]["chosen"] in ("default", "pick")
     assert set(metrics["cv"]["per_corpus"]) == {"wide", "deep"}
     assert {(x["train"], x["test"]) for x in metrics["cross_corpus"]} == {
@@ -126,6 +143,7 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path, capsys):
     assert "| deep | wide | 1 |" in card and f"**Shipped: {metrics['recipe']['chosen']}.**" in card
     other = next(n for n in report["configs"] if n != metrics["recipe"]["chosen"])
     argv += [f"--model-dir={tmp_path / 'c'}", f"--shipped={tmp_path / 'c/shipped.json'}"]
+    argv += ["--synthetic-draws"]  # no draws: not measured, and the card says so
     searched = f"--search-config={tmp_path / 'pick.yaml'}"  # as the search trained its trials
     assert script.main([*argv, f"--recipe={other}", searched]) == 0
     chose = json.loads((tmp_path / "c/metrics.json").read_text())["recipe"]
@@ -136,3 +154,8 @@ def test_compare_then_release_writes_the_same_model_twice(tmp_path, capsys):
     assert yaml.safe_load((tmp_path / "c/recipe.yaml").read_text()) == report["configs"][other]
     assert script.main([*argv, "--recipe=nope"]) == 2
     assert "no recipe 'nope' (default, pick)" in capsys.readouterr().err
+    assert "elsewhere" not in json.loads((tmp_path / "c/metrics.json").read_text())
+    assert "not measured here" in (tmp_path / "c/MODEL_CARD.md").read_text()
+    bad = [*argv[:-1], "--synthetic-draws", "1", "--synthetic-speakers=1"]
+    assert script.main(bad) == 2  # refused before the final fit, not after it
+    assert "SynthConfig.speakers must be >= 2" in capsys.readouterr().err
