@@ -398,8 +398,9 @@ def _outside_lines(elsewhere: Mapping[str, Any], macro: Mapping[str, float]) -> 
     return [
         "  rooms): other languages, children, telephone or far-field recordings are outside its",
         "  data, and its accuracy there is not measured here. Synthetic voices are outside it",
-        f"  too: {accuracy['mean']:.4f} ± {accuracy['std']:.4f} balanced accuracy on the built-in",
-        f"  ones (above), against {macro['mean']:.4f} on unheard speakers of its own corpora.",
+        f"  too; on the built-in ones (above) it scores {accuracy['mean']:.4f} ± "
+        f"{accuracy['std']:.4f} balanced accuracy,",
+        f"  against {macro['mean']:.4f} on unheard speakers of its own corpora.",
     ]
 
 
