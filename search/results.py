@@ -157,10 +157,14 @@ def rank(rows: list[TrialRow], space: SearchSpace) -> list[TrialRow]:
     sign = -1 if space.mode == "max" else 1
 
     def key(r: TrialRow) -> tuple:
-        cut = space.ranks_last_epoch and r.status != "completed"
-        return (cut, sign * r.value, r.metrics.get("val_loss", 0.0))
+        return (judged_short(r, space), sign * r.value, r.metrics.get("val_loss", 0.0))
 
     return sorted(scored, key=key)
+
+
+def judged_short(row: TrialRow, space: SearchSpace) -> bool:
+    """Whether a trial judged at its last epoch stopped before its schedule's end."""
+    return space.ranks_last_epoch and row.status != "completed"
 
 
 def trials_csv(rows: list[TrialRow], space: SearchSpace) -> str:
@@ -289,7 +293,7 @@ def write_results(
     ranked = rank(rows, space)
     if ranked:
         best = ranked[0]
-        if space.ranks_last_epoch and best.status != "completed":
+        if judged_short(best, space):
             log.warning(
                 "no trial reached its last epoch (the best stopped at epoch %d): %s is judged at "
                 "an epoch that would not ship; raise the time budget",

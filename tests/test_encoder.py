@@ -127,6 +127,24 @@ def test_the_fused_model_runs_under_mixed_precision_and_answers_in_float32():
     assert torch.allclose(mixed, full, atol=0.1)
 
 
+def test_a_training_step_never_reads_the_probe_flag():
+    # On CUDA reading the flag waits for the GPU: a training batch must not pay that.
+    from vgd.config import FeatureConfig
+    from vgd.model import VoiceGenderNet
+
+    class Unread:
+        def __bool__(self):
+            raise AssertionError("the probe's flag was read")
+
+    model = VoiceGenderNet(FeatureConfig(), ModelConfig(encoder="ge2e"), 16000, 2)
+    del model.probe._buffers["fitted"]
+    model.probe.fitted = Unread()
+    wave = torch.from_numpy(np.stack([voice(120, 1.0, seed=3), voice(230, 1.0, seed=4)]))
+    assert model.train()(wave).shape == (2, 2)  # the CNN's logits alone
+    with pytest.raises(AssertionError, match="flag was read"), torch.no_grad():
+        model.eval()(wave)  # answering asks whether the probe is fitted
+
+
 def test_a_kept_last_epoch_is_validated_fused_and_fitted_once(toy_manifest, tmp_path, monkeypatch):
     import vgd.train
 

@@ -8,7 +8,7 @@ import pytest
 from pyarrow import fs
 
 from search.harness import _check_saved_state, _recreate_deleted_checkpoints
-from search.results import collect_rows, parse_result_line, rank
+from search.results import collect_rows, parse_result_line, rank, write_results
 from search.space import load_space
 from search.trials import TrialRow
 
@@ -105,3 +105,21 @@ def test_a_trial_cut_short_ranks_after_every_completed_one_when_judged_at_its_la
     assert [r.trial_id for r in rank([cut, completed], last)] == ["done", "cut"]
     best = dataclasses.replace(last, metric="val_balanced_accuracy")
     assert [r.trial_id for r in rank([cut, completed], best)] == ["cut", "done"]
+
+
+def test_a_search_whose_trials_were_all_cut_short_says_so_and_still_picks(tmp_path, caplog):
+    from vgd.config import TrainConfig
+
+    last = dataclasses.replace(load_space("smoke"), metric="last_val_balanced_accuracy")
+    cut = [
+        TrialRow(f"t{k}", "stopped", {"optim.lr": lr}, v, {"val_loss": 0.1}, epochs=35, curve=[v])
+        for k, (lr, v) in enumerate([(0.001, 0.9), (0.002, 0.95)])
+    ]
+    paths = write_results(cut, last, TrainConfig(), tmp_path, {})
+    assert "no trial reached its last epoch (the best stopped at epoch 35)" in caplog.text
+    assert json.loads(paths["summary"].read_text())["best"]["trial_id"] == "t1"
+    caplog.clear()
+    done = [dataclasses.replace(cut[0], status="completed", epochs=60), cut[1]]
+    summary = write_results(done, last, TrainConfig(), tmp_path, {})["summary"]
+    assert json.loads(summary.read_text())["best"]["trial_id"] == "t0"  # though t1 scored higher
+    assert "no trial reached" not in caplog.text

@@ -79,7 +79,8 @@ class VoiceGenderNet(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         logits = self.cnn(self.frontend(wave))
-        if self.probe is not None and bool(self.probe.fitted) and not self.training:
+        # Training first: reading the flag of a model on CUDA waits for the GPU, once a batch.
+        if not self.training and self.probe is not None and bool(self.probe.fitted):
             both = torch.stack([logits.float(), self.probe(self.encoder(wave)).float()])
             logits = torch.logsumexp(torch.log_softmax(both, dim=2), dim=0) - math.log(2)
         return logits if self.temperature == 1.0 else logits / self.temperature
