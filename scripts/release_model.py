@@ -216,30 +216,23 @@ def paired_summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def synthetic_voices(
-    model_path: Path, seeds: Sequence[int], speakers: int, utterances: int, workers: int
-) -> dict[str, Any]:
+def synthetic_voices(model_path: Path, draws: Sequence[SynthConfig]) -> dict[str, Any]:
     """The written model on seeded draws of the built-in synthetic voices, every clip scored as
     ``vgd evaluate`` scores it: what it does on voices no corpus here holds."""
     loaded = load_checkpoint(model_path)
-    draws = []
+    scores = []
     with tempfile.TemporaryDirectory(prefix="vgd-synth-") as tmp:
-        for seed in seeds:
-            config = SynthConfig(speakers, utterances, seed, workers=workers)
-            clips = generate_corpus(Path(tmp) / f"seed{seed}", config, progress=False)
-            draws.append({"seed": seed, **_draw_scores(evaluate(loaded, clips))})
-            print(f"synthetic voices, seed {seed}: {_draw_line(draws[-1])}", flush=True)
+        for config in draws:
+            clips = generate_corpus(Path(tmp) / f"seed{config.seed}", config, progress=False)
+            scores.append({"seed": config.seed, **_draw_scores(evaluate(loaded, clips))})
+            print(f"synthetic voices, seed {config.seed}: {_draw_line(scores[-1])}", flush=True)
     return {
-        "speakers": speakers,
-        "utterances": utterances,
+        "speakers": draws[0].speakers,
+        "utterances": draws[0].utterances,
         "threshold": MIN_CONFIDENCE,
-        "draws": draws,
-        "summary": fold_summary(draws, [k for k in SYNTH_SCORES if _scored(draws, k)]),
+        "draws": scores,
+        "summary": fold_summary(scores, SYNTH_SCORES),  # every draw holds both genders
     }
-
-
-def _scored(draws: list[dict[str, Any]], key: str) -> bool:
-    return bool(draws) and all(d[key] is not None for d in draws)  # no ROC AUC of one class
 
 
 def _draw_scores(result: EvalResult) -> dict[str, Any]:
@@ -316,8 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start = time.perf_counter()
     try:
-        for seed in args.synthetic_draws:  # a bad draw fails here, not after the final fit
-            SynthConfig(args.synthetic_speakers, args.synthetic_utterances, seed)
+        draws = [  # validated here, not after the final fit
+            SynthConfig(
+                args.synthetic_speakers, args.synthetic_utterances, seed, workers=args.threads
+            )
+            for seed in args.synthetic_draws
+        ]
         clips = read_manifest(args.manifest)
         report = json.loads(args.compare.read_text())
         searched = load_config(args.search_config) if args.search_config else None
@@ -350,14 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         config, clips, metrics["epochs"], metrics["temperature"], args.threads, layout
     )
     path = save_checkpoint(args.model_dir / "model.pt", model, final, metrics)
-    if args.synthetic_draws:
-        synth = synthetic_voices(
-            path,
-            args.synthetic_draws,
-            args.synthetic_speakers,
-            args.synthetic_utterances,
-            args.threads,
-        )
+    if draws:
+        synth = synthetic_voices(path, draws)
         metrics["elsewhere"] = json.loads(json.dumps({"synthetic": synth}))
         path = save_checkpoint(path, model, final, metrics)  # the same weights, measured
     save_config(config, args.model_dir / "recipe.yaml")

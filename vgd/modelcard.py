@@ -370,7 +370,7 @@ def _elsewhere_section(elsewhere: Mapping[str, Any]) -> list[str]:
     rows.append(
         f"| mean ± std | | {s['balanced_accuracy']['mean']:.4f} ± "
         f"{s['balanced_accuracy']['std']:.4f} | {s['recall_female']['mean']:.4f} "
-        f"| {s['recall_male']['mean']:.4f} | {_num(s.get('roc_auc', {}).get('mean'))} "
+        f"| {s['recall_male']['mean']:.4f} | {_num(s['roc_auc']['mean'])} "
         f"| {s['unknown']['mean']:.3f} |"
     )
     return [
