@@ -46,9 +46,10 @@ def search_figure(rows: list[TrialRow], space: SearchSpace, path: Path) -> Path:
     ax1.set_title(f"{space.name}: {len(rows)} trials")
     ax1.legend(fontsize=8)
     for r in rows:
-        if r.curve:
+        points = [(epoch, v) for epoch, v in enumerate(r.curve, 1) if v is not None]
+        if points:
             style = STYLE.get(r.status, STYLE["completed"])
-            ax2.plot(range(1, len(r.curve) + 1), r.curve, color=style["color"], alpha=0.6, lw=1)
+            ax2.plot(*zip(*points), color=style["color"], alpha=0.6, lw=1)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel(space.metric)
     ax2.set_title("per-epoch curves (orange: stopped by the scheduler)", fontsize=9)

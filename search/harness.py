@@ -35,7 +35,7 @@ from vgd.dataset import make_reader
 from vgd.io import atomic_write_text
 from vgd.manifest import write_manifest
 from vgd.params import SearchConfig
-from vgd.train import load_clips, usable_clips
+from vgd.train import check_validation_schedule, load_clips, usable_clips
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "tune"
@@ -96,6 +96,7 @@ def prepare_data(base: TrainConfig, cfg: SearchConfig) -> PreparedData:
         manifest=str(manifest),
         cache_dir="" if audio else cache_dir,
         memory_format=cfg.memory_format,
+        validate_every=cfg.validate_every,
     )
     return PreparedData(run, report, unreadable, audio)
 
@@ -143,6 +144,24 @@ def make_searcher(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
         points_to_evaluate=[space.default_point(base)],
         sampler=make_sampler(cfg),
     )
+
+
+def check_validation(space: SearchSpace, base: TrainConfig, cfg: SearchConfig) -> None:
+    """Refuse a validation cadence under which a rung or an epoch choice would read an epoch
+    that was never validated (its metric would be an older epoch's)."""
+    every = cfg.validate_every
+    check_validation_schedule(base, every)
+    if every == 1 or cfg.scheduler == "none":
+        return
+    max_t = space.max_epochs(base)
+    rung = min(space.grace_period, max_t)  # Ray's rungs: grace_period * reduction_factor**k
+    while rung < max_t:
+        if rung != 1 and rung % every:
+            raise ConfigError(
+                f"search.validate_every: {every} leaves ASHA's rung at epoch {rung} "
+                "unvalidated: use a divisor of the rungs or --scheduler none"
+            )
+        rung *= space.reduction_factor
 
 
 def make_scheduler(space: SearchSpace, base: TrainConfig, cfg: SearchConfig):
@@ -301,6 +320,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, overwrite: bool = False)
     else:
         _clear_previous(cfg, overwrite)
     space, base = base_config(cfg, cfg.space)
+    check_validation(space, base, cfg)
     num_samples = cfg.num_samples or space.num_samples
     save_settings(cfg)
     init_ray(cfg)

@@ -53,7 +53,8 @@ def _row(trial: Any, history: list[dict], space: SearchSpace, default_epochs: in
     row.train_seconds = float(sum(h.get("epoch_seconds", 0.0) for h in history))
     row.end = float(last.get("timestamp", 0.0))
     row.start = row.end - row.seconds
-    row.curve = [h.get(space.metric) for h in history]
+    # An epoch left unvalidated (--validate-every) carries an older epoch's score: no point.
+    row.curve = [h.get(space.metric) if "val_loss" in h else None for h in history]
     row.node_id, row.device, row.gpu_ids, row.cuda_visible_devices = (
         _text(last.get(k)) for k in ("node_id", "device", "gpu_ids", "cuda_visible_devices")
     )

@@ -107,6 +107,22 @@ def test_folds_with_a_speaker_encoder_report_their_last_epoch_fused(cv_manifest,
     assert last["val_loss"] != last["cnn_val_loss"]
 
 
+def test_folds_validated_every_third_epoch_end_where_every_epoch_validated_does(
+    cv_manifest, tmp_path
+):
+    config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 4, "optim.select": "last"})
+    full = cross_validate(config, toy_run(cv_manifest, tmp_path), folds=3)
+    seen = []
+    run = toy_run(cv_manifest, tmp_path, validate_every=3)
+    sparse = cross_validate(config, run, folds=3, callbacks=[seen.append])
+    key = "val_macro_balanced_accuracy"
+    assert [key in m for m in seen] == [True, False, True, True]
+    assert [h[key] for h in sparse.history if key in h] == [full.history[e][key] for e in (0, 2, 3)]
+    # the unvalidated epoch 2 carries epoch 1's score as the last one, and is never the best
+    assert seen[1]["last_" + key] == seen[0][key]
+    assert sparse.best_epoch != 2
+
+
 def test_an_interrupted_cross_validation_resumes_to_the_same_result(cv_manifest, tmp_path):
     config = toy_config(cv_manifest, tmp_path, **{"optim.epochs": 3})
     run = toy_run(cv_manifest, tmp_path)

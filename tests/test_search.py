@@ -103,6 +103,39 @@ def test_cross_validated_trials_report_the_fold_mean_and_spread(tmp_path, corpus
     assert " ± " in proc.stdout  # the top-k table shows the spread over the folds
 
 
+def test_trials_validated_every_third_epoch_report_and_rank_their_last_one(tmp_path, corpus):
+    space = tmp_path / "sparse.yaml"
+    space.write_text(
+        yaml.safe_dump(
+            {
+                "metric": "last_val_balanced_accuracy",
+                "budget": {"num_samples": 2},
+                "base": {
+                    "optim.epochs": 4,
+                    "optim.select": "last",
+                    "model.width": 4,
+                    "model.n_blocks": 2,
+                    "window.seconds": 1.0,
+                },
+                "parameters": {"optim.lr": {"loguniform": [1.0e-3, 1.0e-2]}},
+            }
+        )
+    )
+    args = ("--space", str(space), "--cv", "2", "--scheduler", "none", "--validate-every", "3")
+    proc = search(tmp_path, corpus, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "sparse"
+    for result in (out / "ray").rglob("result.json"):
+        reports = [json.loads(line) for line in result.open()]
+        # Ray refuses a report without the search's metric: every epoch carries the last one
+        assert ["val_balanced_accuracy" in r for r in reports] == [True, False, True, True]
+        assert reports[1]["last_val_balanced_accuracy"] == reports[0]["val_balanced_accuracy"]
+    for row in trials(out):
+        assert row["status"] == "completed" and row["epochs"] == "4"
+        assert float(row["last_val_balanced_accuracy"]) == float(row["val_balanced_accuracy"])
+    assert (out / "search.png").stat().st_size > 5000
+
+
 def test_four_trials_share_one_logical_gpu_and_fall_back_to_the_cpu(tmp_path, corpus):
     # Ray's GPUs are logical: one pretend GPU on this CPU-only machine, a quarter per trial,
     # and half of one of two CPUs each, so four trials fit at once on any machine.

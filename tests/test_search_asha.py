@@ -7,9 +7,10 @@ import pytest
 from ray.tune.schedulers import TrialScheduler
 
 from search.asha import MarginASHAScheduler
-from search.harness import make_scheduler
+from search.harness import check_validation, make_scheduler
 from search.space import load_space
-from vgd.config import TrainConfig, apply_overrides
+from vgd.config import ConfigError, TrainConfig, apply_overrides
+from vgd.params import SearchConfig
 
 METRIC = "last3_val_macro_balanced_accuracy"
 
@@ -82,3 +83,17 @@ def test_the_search_builds_its_scheduler_from_the_space():
         rungs.insert(0, epoch)
         epoch = int(epoch * space.reduction_factor)
     assert rungs and [milestone for milestone, _ in sched._brackets[0]._rungs] == rungs
+
+
+def test_a_validation_cadence_that_skips_a_rung_or_the_epoch_choice_is_refused():
+    space = load_space("two_corpus")  # select=last, one rung at epoch 40 of 60
+    base = apply_overrides(TrainConfig(), space.base)
+    check_validation(space, base, SearchConfig(validate_every=10))
+    check_validation(space, base, SearchConfig(validate_every=15, scheduler="none"))
+    with pytest.raises(ConfigError, match="rung at epoch 40"):
+        check_validation(space, base, SearchConfig(validate_every=15))
+    best = apply_overrides(base, {"optim.select": "best"})
+    with pytest.raises(ConfigError, match=r"optim\.select=last"):
+        check_validation(space, best, SearchConfig(validate_every=10, scheduler="none"))
+    with pytest.raises(ConfigError, match="validate_every"):
+        SearchConfig(validate_every=0)

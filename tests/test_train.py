@@ -56,6 +56,42 @@ def test_last_epoch_is_the_last_records_scores():
     assert last_epoch([]) == {} and last_epoch([{"train_loss": 1.0}]) == {}
 
 
+def test_scores_of_epochs_left_unvalidated_are_not_averaged_or_taken_as_the_last():
+    def validated(epoch, score):
+        keys = ("val_balanced_accuracy", "val_macro_balanced_accuracy", "val_loss")
+        return {"epoch": epoch, **dict.fromkeys(keys, score)}
+
+    history = [validated(1, 0.5), {"epoch": 2}, validated(3, 0.7), {"epoch": 4}]
+    assert recent_means(history)["last3_val_balanced_accuracy"] == pytest.approx(0.6)
+    assert last_epoch(history) == {
+        "last_val_balanced_accuracy": 0.7,
+        "last_val_macro_balanced_accuracy": 0.7,
+    }
+
+
+def test_validating_every_third_epoch_trains_the_same_weights(toy_manifest, tmp_path):
+    cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 5, "optim.select": "last"})
+    every, seen = train(cfg, toy_run(toy_manifest, tmp_path), progress=False), []
+    run = toy_run(toy_manifest, tmp_path, validate_every=3)
+    sparse = train(cfg, run, callbacks=[seen.append], progress=False)
+    assert [h["epoch"] for h in sparse.history if "val_loss" in h] == [1, 3, 5]
+    weights = every.model.state_dict()
+    assert all(torch.equal(v, weights[k]) for k, v in sparse.model.state_dict().items())
+    assert [h["train_loss"] for h in sparse.history] == [h["train_loss"] for h in every.history]
+    assert sparse.history[-1]["val_balanced_accuracy"] == every.history[-1]["val_balanced_accuracy"]
+    # every epoch reports the last validated score (a search's metric must never be missing)
+    assert seen[3]["last_val_balanced_accuracy"] == seen[2]["val_balanced_accuracy"]
+    assert all("last_val_balanced_accuracy" in m for m in seen)
+
+
+def test_validating_every_nth_epoch_needs_the_last_epoch_kept(toy_manifest, tmp_path):
+    with pytest.raises(ConfigError, match=r"validate_every"):
+        RunConfig(validate_every=0)
+    cfg = toy_config(toy_manifest, tmp_path, **{"optim.select": "best"})
+    with pytest.raises(ConfigError, match=r"optim\.select=last"):
+        train(cfg, toy_run(toy_manifest, tmp_path, validate_every=2), progress=False)
+
+
 def test_reproducible_on_cpu(toy_manifest, tmp_path):
     cfg = toy_config(toy_manifest, tmp_path, **{"optim.epochs": 2})
     run = toy_run(toy_manifest, tmp_path)

@@ -381,6 +381,13 @@ class RunConfig:
             "(channels_last on the CPU, contiguous on CUDA)"
         },
     )
+    validate_every: int = field(
+        default=1,
+        metadata={
+            "help": "validate epoch 1, every Nth epoch and the last (the weights are the same "
+            "for any N; needs optim.select=last)"
+        },
+    )
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
     cache_dir: str = field(
         default="", metadata={"help": "decoded-audio cache folder ('': decode on every read)"}
@@ -424,6 +431,7 @@ class RunConfig:
             "memory_format",
             f"must be auto, channels_last or contiguous, not {self.memory_format!r}",
         )
+        _check(self.validate_every >= 1, "validate_every", "must be >= 1")
         _check(self.num_workers >= 0, "num_workers", "must be >= 0")
         _check(self.audio_cache_gb >= 0, "audio_cache_gb", "must be >= 0")
         _check(self.packed_cache_gb >= 0, "packed_cache_gb", "must be >= 0")

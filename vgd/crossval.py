@@ -133,8 +133,10 @@ class _CVState:
 
     def record(self, metrics: dict[str, Any], patience: int) -> None:
         """Append an epoch; the best mean (macro over corpora) balanced accuracy wins (mean loss
-        breaks ties)."""
+        breaks ties); an epoch left unvalidated (RunConfig.validate_every) is not a candidate."""
         self.history.append(metrics)
+        if "val_balanced_accuracy" not in metrics:
+            return
         score = selection_score(metrics)
         if score > self.best_score:
             self.best_score, self.best_epoch, self.bad_epochs = score, metrics["epoch"], 0
@@ -240,15 +242,7 @@ class CrossValidation:
                 seconds=time.perf_counter() - start,
             )
             self._save(state)
-            log.info(
-                "epoch %d/%d: val balanced accuracy %.4f ± %.4f over %d folds (min %.4f)",
-                epoch,
-                epochs,
-                metrics["val_balanced_accuracy"],
-                metrics["val_balanced_accuracy_std"],
-                len(self.trainers),
-                metrics["val_balanced_accuracy_min"],
-            )
+            _log_epoch(metrics, epochs, len(self.trainers))
             for callback in self.callbacks:
                 callback(metrics)
         best = state.history[state.best_epoch - 1] if state.best_epoch else {}
@@ -288,6 +282,21 @@ class CrossValidation:
         for metrics in saved["history"]:
             state.record(metrics, self.config.optim.patience)
         return state
+
+
+def _log_epoch(metrics: dict[str, Any], epochs: int, folds: int) -> None:
+    if "val_balanced_accuracy" not in metrics:
+        log.info("epoch %d/%d: not validated (validate_every)", metrics["epoch"], epochs)
+        return
+    log.info(
+        "epoch %d/%d: val balanced accuracy %.4f ± %.4f over %d folds (min %.4f)",
+        metrics["epoch"],
+        epochs,
+        metrics["val_balanced_accuracy"],
+        metrics["val_balanced_accuracy_std"],
+        folds,
+        metrics["val_balanced_accuracy_min"],
+    )
 
 
 def fold_seeds(seed: int | Sequence[int] | None, default: int) -> tuple[int, ...]:

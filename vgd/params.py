@@ -129,10 +129,20 @@ class SearchConfig:
             "CPU: 1.35x the clips a second here, other numbers than contiguous)"
         ),
     )
+    validate_every: int = field(
+        default=1,
+        metadata=_help(
+            "trials validate epoch 1, every Nth epoch and the last: less time on validation, "
+            "the same weights and last-epoch scores (needs optim.select=last and "
+            "ASHA's rungs at multiples of N)"
+        ),
+    )
     seed: int = 0
     top_k: int = 5
 
     def __post_init__(self) -> None:
+        if self.validate_every < 1:
+            raise ConfigError("search.validate_every: must be >= 1")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"search.sampler: must be one of {', '.join(SAMPLERS)}")
         if self.trial_data not in TRIAL_DATA:

@@ -90,9 +90,12 @@ def training_curves(history: Sequence[dict[str, Any]], path: str | Path) -> Path
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
-    if all("val_loss" in h for h in history):
-        ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
-        ax2.plot(epochs, [h["val_balanced_accuracy"] for h in history], color="C2")
+    validated = [h for h in history if "val_loss" in h]  # every epoch, or every Nth
+    if validated:
+        at = [h["epoch"] for h in validated]
+        marker = "" if len(validated) == len(history) else "o"
+        ax1.plot(at, [h["val_loss"] for h in validated], marker=marker, label="validation")
+        ax2.plot(at, [h["val_balanced_accuracy"] for h in validated], marker=marker, color="C2")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend()

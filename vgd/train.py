@@ -185,6 +185,7 @@ class Trainer:
             reader,
             run.audio_cache_gb,
         )
+        check_validation_schedule(config, run.validate_every)
         self.state_dir = Path(state_dir) if state_dir else None
         self.progress = progress
         self.callbacks: list[Callback] = []
@@ -430,7 +431,8 @@ class Session:
             cnn = t._validate(self.judged, self.data)
             metrics.update({f"cnn_{k}": v for k, v in cnn.items() if isinstance(v, float)})
             self._fit_probe(self.judged)
-        metrics.update(t._validate(self.judged, self.data))
+        if validates(epoch, cfg.optim.epochs, t.run.validate_every):
+            metrics.update(t._validate(self.judged, self.data))
         metrics["epoch_seconds"] = time.perf_counter() - t0
         state.record(metrics, self.judged, cfg.optim.patience, cfg.optim.select)
         metrics.update(best_so_far(state.best_metrics))
@@ -500,6 +502,21 @@ class Session:
         )
 
 
+def validates(epoch: int, epochs: int, every: int) -> bool:
+    """Whether ``epoch`` of ``epochs`` is validated when validating every ``every``: the first
+    (so a search has its metric from the start), every ``every``-th, and the last."""
+    return every <= 1 or epoch == 1 or epoch % every == 0 or epoch >= epochs
+
+
+def check_validation_schedule(config: TrainConfig, every: int) -> None:
+    """Refuse to skip validation where an epoch left unvalidated could be chosen or stop a run."""
+    if every > 1 and config.optim.select != "last":
+        raise ConfigError(
+            f"validate_every: {every} needs optim.select=last (here {config.optim.select}): an "
+            "epoch it does not validate could be the best one"
+        )
+
+
 def corpus_metrics(m: dict[str, Any]) -> dict[str, float]:
     """With 2+ validation corpora, each one's balanced accuracy and recalls as flat keys
     (``val_balanced_accuracy@librispeech``, ``val_recall_female@librispeech``)."""
@@ -530,21 +547,22 @@ RECENT_KEYS = ("val_balanced_accuracy", "val_macro_balanced_accuracy")
 
 
 def recent_means(history: list[dict[str, Any]], n: int = RECENT_EPOCHS) -> dict[str, float]:
-    """``last3_val_*``: the mean of the last ``n`` epochs' validation balanced accuracies, a
+    """``last3_val_*``: the mean of the last ``n`` validated epochs' balanced accuracies, a
     ranking that a single lucky epoch of a noisy curve cannot win (fewer epochs at the start)."""
-    recent = history[-n:]
-    return {
-        f"last{n}_{k}": sum(float(h[k]) for h in recent) / len(recent)
-        for k in RECENT_KEYS
-        if recent and all(k in h for h in recent)
-    }
+    recent = {k: _validated(history, k)[-n:] for k in RECENT_KEYS}
+    return {f"last{n}_{k}": sum(v) / len(v) for k, v in recent.items() if v}
 
 
 def last_epoch(history: list[dict[str, Any]]) -> dict[str, float]:
-    """``last_val_*``: the last epoch's validation balanced accuracies, for ranking trials by
+    """``last_val_*``: the last validated epoch's balanced accuracies, for ranking trials by
     the epoch that ships (optim.select=last; with model.encoder, the one validated fused)."""
-    last = history[-1] if history else {}
-    return {f"last_{k}": float(last[k]) for k in RECENT_KEYS if k in last}
+    last = {k: _validated(history, k)[-1:] for k in RECENT_KEYS}
+    return {f"last_{k}": v[0] for k, v in last.items() if v}
+
+
+def _validated(history: list[dict[str, Any]], key: str) -> list[float]:
+    """``key``'s score at each epoch that has it (every epoch, or every Nth: validate_every)."""
+    return [float(h[key]) for h in history if key in h]
 
 
 def selection_score(metrics: dict[str, Any]) -> float:
