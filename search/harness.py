@@ -151,7 +151,15 @@ def check_validation(space: SearchSpace, base: TrainConfig, cfg: SearchConfig) -
     that was never validated (its metric would be an older epoch's)."""
     every = cfg.validate_every
     check_validation_schedule(base, every)
-    if every == 1 or cfg.scheduler == "none":
+    if every == 1:
+        return
+    if not space.metric.startswith(("last_", "last3_")):
+        # Ray refuses a report without the metric; only these carry over an unvalidated epoch.
+        raise ConfigError(
+            f"search.validate_every: {every} needs a space ranked by a last_ or last3_ metric, "
+            f"not {space.metric}: an epoch it does not validate has no {space.metric}"
+        )
+    if cfg.scheduler == "none":
         return
     max_t = space.max_epochs(base)
     rung = min(space.grace_period, max_t)  # Ray's rungs: grace_period * reduction_factor**k

@@ -1,5 +1,6 @@
 """ASHA with a margin: a rung keeps a trial level with its cutoff within the margin."""
 
+import dataclasses
 import pickle
 from types import SimpleNamespace
 
@@ -97,3 +98,6 @@ def test_a_validation_cadence_that_skips_a_rung_or_the_epoch_choice_is_refused()
         check_validation(space, best, SearchConfig(validate_every=10, scheduler="none"))
     with pytest.raises(ConfigError, match="validate_every"):
         SearchConfig(validate_every=0)
+    ranked_by_best = dataclasses.replace(space, metric="best_val_macro_balanced_accuracy")
+    with pytest.raises(ConfigError, match="last_ or last3_ metric"):
+        check_validation(ranked_by_best, base, SearchConfig(validate_every=10, scheduler="none"))

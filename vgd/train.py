@@ -171,6 +171,7 @@ class Trainer:
         reader: Reader | None = None,
         embeddings: Embeddings | None = None,
     ):
+        check_validation_schedule(config, run.validate_every)
         self.config = config
         self.run = run
         self.init_state = init_state  # starting weights (fine-tuning); a resumed run overrides
@@ -185,7 +186,6 @@ class Trainer:
             reader,
             run.audio_cache_gb,
         )
-        check_validation_schedule(config, run.validate_every)
         self.state_dir = Path(state_dir) if state_dir else None
         self.progress = progress
         self.callbacks: list[Callback] = []
