@@ -16,6 +16,7 @@ from search.space import SearchSpace, trial_overrides
 from search.trials import TrialRow
 from vgd.config import TrainConfig, apply_overrides, save_config
 from vgd.io import atomic_write_json, atomic_write_text
+from vgd.train import validated
 
 log = logging.getLogger(__name__)
 MIN_TRIALS_FOR_IMPORTANCE = 5
@@ -54,7 +55,7 @@ def _row(trial: Any, history: list[dict], space: SearchSpace, default_epochs: in
     row.end = float(last.get("timestamp", 0.0))
     row.start = row.end - row.seconds
     # An epoch left unvalidated (--validate-every) carries an older epoch's score: no point.
-    row.curve = [h.get(space.metric) if "val_loss" in h else None for h in history]
+    row.curve = [h.get(space.metric) if validated(h) else None for h in history]
     row.node_id, row.device, row.gpu_ids, row.cuda_visible_devices = (
         _text(last.get(k)) for k in ("node_id", "device", "gpu_ids", "cuda_visible_devices")
     )

@@ -41,6 +41,7 @@ from vgd.train import (
     load_clips,
     recent_means,
     selection_score,
+    validated,
 )
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class _CVState:
         """Append an epoch; the best mean (macro over corpora) balanced accuracy wins (mean loss
         breaks ties); an epoch left unvalidated (RunConfig.validate_every) is not a candidate."""
         self.history.append(metrics)
-        if "val_balanced_accuracy" not in metrics:
+        if not validated(metrics):
             return
         score = selection_score(metrics)
         if score > self.best_score:
@@ -285,7 +286,7 @@ class CrossValidation:
 
 
 def _log_epoch(metrics: dict[str, Any], epochs: int, folds: int) -> None:
-    if "val_balanced_accuracy" not in metrics:
+    if not validated(metrics):
         log.info("epoch %d/%d: not validated (validate_every)", metrics["epoch"], epochs)
         return
     log.info(

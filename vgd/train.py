@@ -508,6 +508,11 @@ def validates(epoch: int, epochs: int, every: int) -> bool:
     return every <= 1 or epoch == 1 or epoch % every == 0 or epoch >= epochs
 
 
+def validated(metrics: dict[str, Any]) -> bool:
+    """Whether an epoch's metrics hold its validation (each epoch, or every Nth: validate_every)."""
+    return "val_loss" in metrics
+
+
 def check_validation_schedule(config: TrainConfig, every: int) -> None:
     """Refuse to skip validation where an epoch left unvalidated could be chosen or stop a run."""
     if every > 1 and config.optim.select != "last":
