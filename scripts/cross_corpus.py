@@ -65,6 +65,7 @@ from vgd.io import atomic_write_json, atomic_write_text
 from vgd.manifest import Clip, ManifestError, read_manifests, write_manifest
 from vgd.predict import MIN_CONFIDENCE
 from vgd.progress import format_duration
+from vgd.provenance import machine, machine_name
 from vgd.splits import corpora_of, speaker_folds, speaker_key
 from vgd.train import Trainer
 
@@ -110,6 +111,7 @@ def run_split(
         "best_epoch": result.best_epoch,
         "epochs": len(result.history),
         "train_seconds": result.seconds,
+        "machine": machine(),
         "temperature": result.model.temperature,
         "curve": [{k: h[k] for k in ("epoch", *CURVE_KEYS) if k in h} for h in result.history],
         "oof": out_of_fold(
@@ -193,6 +195,8 @@ def measure(
         print(
             f"resuming: {len(done_before)} runs already in {args.out / 'results.json'}", flush=True
         )
+        for line in other_machines(list(done_before.values()), machine()):
+            print(line, flush=True)
     todo = schedule(
         [t for t in all_runs if t[2] not in same and _key(t[0], t[2]) not in done_before],
         args.jobs,
@@ -240,6 +244,21 @@ def earlier_runs(args: argparse.Namespace, report: dict, keys: set[tuple]) -> li
         and before.get("configs", {}).get(r.get("recipe")) == configs.get(r.get("recipe"))
         and _key(r, r["recipe"]) in keys
         and set(map(str, args.score_epochs)) <= set(r.get("at_epoch", {}))
+    ]
+
+
+def other_machines(runs: list[dict], here: dict[str, str]) -> list[str]:
+    """A line for each machine other than ``here`` that trained some of the resumed ``runs``:
+    their numbers are other draws of the same recipe, not this machine's (a CPU with another
+    instruction set rounds other floats), and a table that mixes them should say so."""
+    counts: dict[str, int] = defaultdict(int)
+    for r in runs:
+        if r.get("machine") != here:
+            counts[machine_name(r["machine"]) if r.get("machine") else ""] += 1
+    return [
+        f"resuming: {n} of them trained on {name or 'a machine they do not name'}, not on this "
+        f"{machine_name(here)}: another CPU's floats train other models of the same recipe"
+        for name, n in sorted(counts.items())
     ]
 
 

@@ -22,6 +22,7 @@ from vgd.crossval import leave_corpus_out
 from vgd.dataset import speaker_weights
 from vgd.evaluate import compute_metrics
 from vgd.manifest import Clip, ManifestError, read_manifests, write_manifest
+from vgd.provenance import machine
 from vgd.splits import assign_splits, speaker_folds, speaker_key
 from vgd.train import corpus_metrics, load_clips, selection_score
 
@@ -194,6 +195,7 @@ def test_cross_corpus_runs_loco_both_ways_and_pooled_cv(two_corpora, tmp_path, c
     pooled = [r for r in report["runs"] if r["kind"] == "pooled"]
     assert all(set(r["per_corpus"]) == {"wide", "deep"} for r in pooled)
     assert all(len(r["curve"]) == 2 for r in pooled)
+    assert all(r["machine"] == machine() for r in report["runs"])  # which CPU trained each
     tested = Counter(r["per_corpus"]["deep"]["n_speakers"] for r in pooled)
     assert sum(n * k for n, k in tested.items()) == 10  # each speaker tested once
     rows = {(x["train"], x["test"]) for x in report["table"]}
@@ -231,6 +233,21 @@ def test_cross_corpus_runs_loco_both_ways_and_pooled_cv(two_corpora, tmp_path, c
     text = (tmp_path / "loco" / "table.txt").read_text()
     assert "wide → deep" in text and "within 0.01 of best" not in text
     assert not (tmp_path / "loco" / "curves.png").exists()
+
+
+def test_resumed_runs_from_another_machine_are_named():
+    script = load_script("cross_corpus")
+    here = {"cpu": "EPYC", "capability": "AVX512", "torch": "2.11.0"}
+    avx2 = dict(here, capability="AVX2")
+    runs = [{"machine": here}, {"machine": avx2}, {"machine": avx2}, {}]
+    lines = script.other_machines(runs, here)
+    assert lines == [
+        "resuming: 1 of them trained on a machine they do not name, not on this "
+        "EPYC (AVX512, torch 2.11.0): another CPU's floats train other models of the same recipe",
+        "resuming: 2 of them trained on EPYC (AVX2, torch 2.11.0), not on this "
+        "EPYC (AVX512, torch 2.11.0): another CPU's floats train other models of the same recipe",
+    ]
+    assert script.other_machines(runs[:1], here) == []
 
 
 def test_within_finds_the_first_epoch_near_the_best():

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import platform
 import re
 import shutil
 import subprocess
@@ -12,11 +13,12 @@ import torch
 import yaml
 
 from conftest import toy_manifest_of, voice
+from vgd import provenance
 from vgd.audio import save_audio
 from vgd.checkpoint import load_checkpoint, torch_load, torch_save
 from vgd.cli import main
 from vgd.evaluate import evaluate
-from vgd.provenance import find_data_version, git_commit
+from vgd.provenance import find_data_version, git_commit, machine, machine_name
 from vgd.registry import PromotionError, Registry, RegistryError
 from vgd.train import load_clips
 
@@ -334,3 +336,11 @@ def test_a_manifest_is_required_since_checkpoints_hold_no_paths(toy_model, regis
     ckpt = make_run(toy_model, tmp_path / "run", scored(0.8))
     with pytest.raises(PromotionError, match="--manifest"):
         promote(registry, ckpt, manifest=None)
+
+
+def test_the_machine_names_its_cpu_and_torch_even_without_proc_cpuinfo(monkeypatch, tmp_path):
+    here = machine()
+    assert here["torch"] == torch.__version__ and all(here.values())
+    assert machine_name(here).endswith(f"({here['capability']}, torch {torch.__version__})")
+    monkeypatch.setattr(provenance, "Path", lambda _: tmp_path / "no-cpuinfo")
+    assert machine()["cpu"] == (platform.processor() or platform.machine() or "unknown")

@@ -1,14 +1,17 @@
-"""Where an artefact came from: file hashes, the DVC hash of its data, the git commit."""
+"""Where an artefact came from: file hashes, the DVC hash of its data, the git commit, the
+machine that computed it."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 log = logging.getLogger(__name__)
@@ -87,3 +90,29 @@ def git_commit(workdir: str | os.PathLike = ".") -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def machine() -> dict[str, str]:
+    """The CPU, the instruction set torch's kernels use on it and torch's version: trained on
+    another of any, the same code, data and seed give other floats from the first epoch."""
+    return {
+        "cpu": _cpu_name(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_name(m: dict[str, str]) -> str:
+    """A machine() in words: ``AMD EPYC (AVX512, torch 2.11.0)``."""
+    return f"{m.get('cpu', '?')} ({m.get('capability', '?')}, torch {m.get('torch', '?')})"
