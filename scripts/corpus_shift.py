@@ -17,12 +17,19 @@ leave-one-corpus-out run, and for contrast each pooled fold's corpora, the balan
 
 and the ROC AUC, which no threshold changes. Prints a table, writes JSON and a plot of the
 leave-one-corpus-out runs' scores per gender with the three thresholds.
+
+With ``--manifest`` (the comparison's pooled manifest, to find each test clip's speaker) and
+``--labelled K ...``, also what ``vgd adapt`` gains: for each test set, ``--draws`` times, K
+speakers of each gender are drawn as a user's labelled clips, the bias is fitted on their
+window logits (:func:`vgd.adapt.fit_bias`) and the test set's other speakers are scored with it
+and without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
+from vgd.adapt import fit_bias
 from vgd.calibration import pooled_probs
 from vgd.io import atomic_write_json, atomic_write_text
 from vgd.plots import pyplot, save_figure
@@ -106,6 +114,87 @@ def test_sets(report: dict[str, Any], recipe: str) -> list[dict[str, Any]]:
     return out
 
 
+def test_speakers(report: dict[str, Any], manifests: list[Path]) -> dict[tuple, list[str]]:
+    """(kind, seed, fold, corpus) → the speaker of each of that run's test clips, in the order
+    the runs saved them: the comparison's splits drawn again from its manifest."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import cross_corpus
+
+    args = cross_corpus.parse_args(
+        [*(f"--manifest={m}" for m in manifests), "--folds", str(report["folds"]), "--seeds"]
+        + [str(s) for s in report["seeds"]]
+    )
+    out = {}
+    for meta, fold in cross_corpus.splits(cross_corpus.load_pool(args), args):
+        test = [c for c in fold if c.split == "test"]
+        for corpus in {c.corpus for c in test}:
+            key = (meta["kind"], meta["seed"], meta["fold"], corpus)
+            out[key] = [c.speaker for c in test if c.corpus == corpus]
+    return out
+
+
+def labelled_gain(
+    run: dict[str, Any], corpus: str, speakers: list[str], k: int, draws: int, seed: int = 0
+) -> dict[str, float]:
+    """Balanced accuracy on a test set's other speakers with the bias fitted on ``k`` labelled
+    speakers of each gender, and without it: means and 10th percentile over ``draws``."""
+    oof = run["oof"][corpus]
+    logits = [np.asarray(z) for z in oof["logits"]]
+    targets, who = np.asarray(oof["targets"]), np.asarray(speakers)
+    temperature = run.get("temperature", 1.0)
+    rng = np.random.default_rng(seed)
+    fitted, plain = [], []
+    for _ in range(draws):
+        chosen = [rng.choice(np.unique(who[targets == g]), k, replace=False) for g in (0, 1)]
+        known = np.isin(who, np.concatenate(chosen))
+        bias = fit_bias([z for z, m in zip(logits, known) if m], targets[known], temperature)
+        rest = [z for z, m in zip(logits, known) if not m]
+        for b, out in ((bias, fitted), (0.0, plain)):
+            scores = clip_scores([z + [0.0, b * temperature] for z in rest], temperature)
+            out.append(balanced_accuracy(scores, targets[~known], 0.0))
+    return {
+        "k": k,
+        "at_model": float(np.mean(plain)),
+        "fitted": float(np.mean(fitted)),
+        "fitted_p10": float(np.percentile(fitted, 10)),
+    }
+
+
+def labelled_table(report: dict, recipe: str, speakers: dict, ks: list[int], draws: int) -> dict:
+    """Per kind and train → test, each K's mean gain over the runs (and its worst run)."""
+    rows: dict[tuple, list[dict]] = {}
+    for run in report["runs"]:
+        if run["recipe"] != recipe or "oof" not in run:
+            continue
+        for corpus in run["oof"]:
+            who = speakers[(run["kind"], run["seed"], run["fold"], corpus)]
+            fewest = min(len(set(np.asarray(who)[np.asarray(run["oof"][corpus]["targets"]) == g]))
+                         for g in (0, 1))  # fmt: skip
+            for k in ks:
+                if k < fewest:  # at least one speaker of each gender left to score
+                    gain = labelled_gain(run, corpus, who, k, draws)
+                    rows.setdefault((run["kind"], run["train"], corpus, k), []).append(gain)
+    return rows
+
+
+def format_labelled(rows: dict[tuple, list[dict]]) -> str:
+    """The gains as printed: per train → test and K, fitted against the model's threshold."""
+    lines = [
+        f"{'train → test':34s} {'K':>3} {'runs':>4} {'at 0':>7} {'fitted':>7} {'p10':>7} "
+        f"{'gain':>8} {'worst':>8}"
+    ]
+    for (_, train, test, k), gains in sorted(rows.items(), key=lambda r: (r[0][0] != LOCO, r[0])):
+        at0 = float(np.mean([g["at_model"] for g in gains]))
+        fit = float(np.mean([g["fitted"] for g in gains]))
+        p10 = float(np.mean([g["fitted_p10"] for g in gains]))
+        worst = min(g["fitted"] - g["at_model"] for g in gains)
+        lines.append(
+            f"{f'{train} → {test}':34s} {k:>3} {len(gains):>4} {at0:>7.4f} {fit:>7.4f} "
+            f"{p10:>7.4f} {fit - at0:>+8.4f} {worst:>+8.4f}"
+        )
+    return "\n".join(lines)
+
+
 def table(sets: list[dict[str, Any]]) -> str:
     """Per kind and train → test, the means over runs (min over runs of the gain at the
     mixture's threshold, which can be a loss)."""
@@ -157,7 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results", type=Path, help="a scripts/cross_corpus.py results.json")
     p.add_argument("--recipe", default="default", help="whose runs (default: default)")
     p.add_argument("--out", type=Path, default=Path("results/cross_corpus/corpus_shift"))
+    p.add_argument(
+        "--manifest", type=Path, nargs="+", default=[], help="the comparison's manifest(s)"
+    )
+    p.add_argument(
+        "--labelled", type=int, nargs="+", default=[], metavar="K",
+        help="speakers of each gender a user labels (needs --manifest)",
+    )  # fmt: skip
+    p.add_argument("--draws", type=int, default=200, help="draws of the labelled speakers")
     args = p.parse_args(argv)
+    if args.labelled and not args.manifest:
+        p.error("--labelled needs --manifest")
     try:
         report = json.loads(args.results.read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -169,7 +268,19 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "table.txt", text + "\n")
-    atomic_write_json(args.out / "results.json", {"source": str(args.results), "sets": sets})
+    written: dict[str, Any] = {"source": str(args.results), "sets": sets}
+    if args.labelled:
+        speakers = test_speakers(report, args.manifest)
+        rows = labelled_table(report, args.recipe, speakers, args.labelled, args.draws)
+        more = format_labelled(rows)
+        print(f"\nthe bias fitted on K labelled speakers of each gender ({args.draws} draws)")
+        print(more)
+        atomic_write_text(args.out / "labelled.txt", more + "\n")
+        written["labelled"] = [
+            {"kind": kind, "train": train, "test": test, "k": k, "runs": gains}
+            for (kind, train, test, k), gains in rows.items()
+        ]
+    atomic_write_json(args.out / "results.json", written)
     plot(sets, args.out / "scores.png")
     print(f"wrote {args.out}")
     return 0

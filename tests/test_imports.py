@@ -20,7 +20,7 @@ LAYERS = [
     ("corpora", "synth signals corpora"),
     ("inference", "checkpoint inference cache packed_audio dataset"),
     ("tasks", "calibration evaluate segment predict train_input pitch modelcard probe"),
-    ("workflows", "train crossval registry pipeline"),
+    ("workflows", "train crossval registry pipeline adapt"),
     ("api", "api"),
     ("entry points", "cli __main__ __init__"),
     (

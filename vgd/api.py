@@ -22,9 +22,11 @@ import numpy as np
 import torch
 
 from vgd import pretrained
+from vgd.adapt import PRIOR_SD, Adaptation, adapt
 from vgd.audio import AudioError, Waveform, as_waveform
-from vgd.checkpoint import LoadedModel, load_checkpoint
+from vgd.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from vgd.formats import FileSegments, Prediction
+from vgd.manifest import Clip, check_labels, read_manifest
 from vgd.predict import PredictConfig, predict_paths
 from vgd.registry import Registry, RegistryError
 from vgd.segment import SegmentConfig, segment_paths
@@ -160,6 +162,23 @@ class Model:
         sources, errors = to_sources(inputs, sample_rate)
         rows = [FileSegments(e.path, error=e.reason) for e in errors]
         return rows + segment_paths(self.loaded, sources, config, batch_size, progress)
+
+    def adapt(
+        self, labelled: str | os.PathLike | Sequence[Clip], prior_sd: float = PRIOR_SD
+    ) -> Adaptation:
+        """Move the decision threshold to your own recordings: a bias fitted on labelled clips
+        (a manifest, or :class:`vgd.manifest.Clip` records) of 10+ speakers of each label;
+        ``predict`` and ``segment`` answer with it from then on. Returns the
+        :class:`vgd.adapt.Adaptation`."""
+        named = isinstance(labelled, str | os.PathLike)
+        clips = read_manifest(labelled) if named else list(labelled)
+        check_labels(clips, self.labels, str(labelled) if named else "labelled clips")
+        return adapt(self.loaded, clips, prior_sd=prior_sd)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model (with its bias, once adapted) as a checkpoint ``load_model`` reads."""
+        loaded = self.loaded
+        return save_checkpoint(path, loaded.model, loaded.recipe, loaded.metrics)
 
 
 def to_sources(

@@ -27,16 +27,17 @@ def window_logits(
     """Uncalibrated logits of each usable clip's windows, and the clips' label indices.
 
     The windows and the model call are :func:`vgd.inference.score`'s (windows of consecutive
-    clips share batches), with the temperature set to 1 while it runs; unusable clips are
-    left out.
+    clips share batches), with the temperature set to 1 and no bias while it runs; unusable
+    clips are left out.
     """
     index = {label: i for i, label in enumerate(spec.labels)}
-    saved, model.temperature = model.temperature, 1.0
+    saved = model.temperature, model.bias
+    model.temperature, model.bias = 1.0, ()
     try:
         paths = [clip.path for clip in clips]
         scored = score(model, spec, paths, batch_size, reader=reader, keep_logits=True)
     finally:
-        model.temperature = saved
+        model.temperature, model.bias = saved
     kept = [(s.logits, index[c.label]) for c, s in zip(clips, scored) if s.logits is not None]
     return [z for z, _ in kept], np.array([t for _, t in kept], dtype=int)
 

@@ -59,7 +59,12 @@ class LoadedModel:
 def build_model(spec: ModelSpec) -> VoiceGenderNet:
     """The network a spec describes (front end and calibration included), on the CPU."""
     return VoiceGenderNet(
-        spec.features, spec.model, spec.audio.sample_rate, len(spec.labels), spec.temperature
+        spec.features,
+        spec.model,
+        spec.audio.sample_rate,
+        len(spec.labels),
+        spec.temperature,
+        spec.bias,
     )
 
 
@@ -80,7 +85,8 @@ def save_checkpoint(
 ) -> Path:
     """Write a self-describing checkpoint atomically (weights are stored on the CPU).
 
-    The spec is the recipe's with the model's fitted calibration temperature.
+    The spec is the recipe's with the model's fitted calibration temperature (and the bias
+    vgd adapt fitted, if any).
     """
     # in the default layout, whatever the training used: the file does not depend on it
     # The speaker encoder's frozen weights ship with vgd (vgd.encoder), not in each checkpoint.
@@ -89,12 +95,14 @@ def save_checkpoint(
         for k, v in model.state_dict().items()
         if not k.startswith(ENCODER_KEYS)
     }
-    spec = dataclasses.replace(recipe.spec, temperature=float(model.temperature))
+    spec = dataclasses.replace(
+        recipe.spec, temperature=float(model.temperature), bias=tuple(map(float, model.bias))
+    )
     return torch_save(
         {
             "format": FORMAT,
             "vgd_version": __version__,
-            "spec": to_dict(spec),
+            "spec": _spec_dict(spec),
             "recipe": to_dict(recipe),
             "parameters": count_parameters(model),
             "metrics": metrics or {},
@@ -102,6 +110,15 @@ def save_checkpoint(
         },
         path,
     )
+
+
+def _spec_dict(spec: ModelSpec) -> dict[str, Any]:
+    """The spec as stored; without a bias (none was fitted) the key is left out, so a model
+    that was never adapted is the same file as before the bias existed, and older vgd reads it."""
+    data = to_dict(spec)
+    if not spec.bias:
+        del data["bias"]
+    return data
 
 
 def torch_load(path: str | os.PathLike) -> dict[str, Any]:
@@ -147,7 +164,7 @@ def _spec_and_recipe(path: Path, data: dict[str, Any]) -> tuple[ModelSpec, Train
     try:
         recipe = from_dict(TrainConfig, raw)
         spec = from_dict(ModelSpec, data["spec"]) if fmt == FORMAT else recipe.spec
-        if dataclasses.replace(spec, temperature=1.0) != recipe.spec:
+        if dataclasses.replace(spec, temperature=1.0, bias=()) != recipe.spec:
             raise ConfigError("its model spec and its recipe disagree")
     except (ConfigError, KeyError) as e:
         raise CheckpointError(f"{path}: config does not fit this vgd ({e})") from e

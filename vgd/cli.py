@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from vgd.adapt import AdaptError
 from vgd.audio import AudioError
 from vgd.checkpoint import CheckpointError
 from vgd.cliargs import add_fields, from_args
@@ -32,6 +33,7 @@ from vgd.version import __version__
 log = logging.getLogger("vgd")
 
 EXPECTED_ERRORS = (
+    AdaptError,
     ConfigError,
     ManifestError,
     AudioError,
@@ -156,6 +158,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return _report_failures(preds)
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    model = _load_model(args)
+    fitted = model.adapt(args.manifest, prior_sd=args.prior_sd)
+    model.save(args.out)
+    speakers = ", ".join(f"{n} {label}" for label, n in fitted.speakers.items())
+    print(
+        f"bias {fitted.bias:+.2f} on {model.labels[1]}, fitted on {fitted.clips} clips "
+        f"({speakers} speakers) of {args.manifest}: balanced accuracy on them "
+        f"{fitted.balanced_accuracy_before:.4f} → {fitted.balanced_accuracy_after:.4f}\n"
+        f"wrote {args.out} (from {model.source.describe()}); vgd predict --model {args.out} ..."
+    )
+    return 0
 
 
 def _report_failures(results: Sequence) -> int:
@@ -642,6 +658,22 @@ def _inference_commands(sub, f: _Flags) -> None:
         "64 and ~120 MB lighter)",
     )
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser(
+        "adapt",
+        parents=[f.model],
+        help="fit the decision threshold to your own recordings (labelled clips of 10+ "
+        "speakers of each label) and write the model with it",
+    )
+    p.add_argument("manifest", help="a manifest of labelled clips of your own (path,label,speaker)")
+    p.add_argument("--out", required=True, help="the adapted checkpoint to write")
+    p.add_argument(
+        "--prior-sd",
+        type=float,
+        default=2.0,
+        help="how far the bias may move with little evidence, in log-odds (default: %(default)s)",
+    )
+    p.set_defaults(func=cmd_adapt)
 
 
 def _registry_commands(sub, f: _Flags) -> None:

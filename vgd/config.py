@@ -304,10 +304,16 @@ class ModelSpec:
     model: ModelConfig = field(default_factory=ModelConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     temperature: float = 1.0  # logits are divided by it: fitted on validation after training
+    # added to each label's logit after the temperature: fitted on a user's own labelled
+    # recordings by vgd adapt; () when none was
+    bias: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         _check(len(set(self.labels)) == len(self.labels) >= 2, "labels", "need 2+ distinct")
         _check(self.temperature > 0, "temperature", "must be > 0")
+        _check(
+            len(self.bias) in (0, len(self.labels)), "bias", "needs one value per label, or none"
+        )
         _check(
             self.features.f_max <= self.audio.sample_rate / 2,
             "features.f_max",

@@ -65,6 +65,7 @@ class VoiceGenderNet(nn.Module):
         sample_rate: int,
         n_classes: int,
         temperature: float = 1.0,
+        bias: tuple[float, ...] = (),
     ):
         super().__init__()
         self.frontend = LogMel(features, sample_rate)
@@ -76,6 +77,9 @@ class VoiceGenderNet(nn.Module):
         # Calibration: logits are divided by it, so every caller gets calibrated probabilities.
         # 1 while training; fitted on validation afterwards (vgd.calibration).
         self.temperature = temperature
+        # Added to each label's logit after the temperature: a threshold fitted on a user's own
+        # labelled recordings (vgd.adapt); () when none was.
+        self.bias = tuple(bias)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         logits = self.cnn(self.frontend(wave))
@@ -83,7 +87,8 @@ class VoiceGenderNet(nn.Module):
         if not self.training and self.probe is not None and bool(self.probe.fitted):
             both = torch.stack([logits.float(), self.probe(self.encoder(wave)).float()])
             logits = torch.logsumexp(torch.log_softmax(both, dim=2), dim=0) - math.log(2)
-        return logits if self.temperature == 1.0 else logits / self.temperature
+        logits = logits if self.temperature == 1.0 else logits / self.temperature
+        return logits + logits.new_tensor(self.bias) if self.bias else logits
 
 
 def count_parameters(model: nn.Module) -> int:
