@@ -78,3 +78,13 @@ def test_main_tabulates_each_kind_and_writes_json_and_a_plot(cs, tmp_path: Path,
     assert (out / "scores.png").stat().st_size > 0
     with pytest.raises(SystemExit, match="no runs of 'other'"):
         cs.main([str(report), "--recipe", "other", "--out", str(out)])
+
+
+def test_a_bias_fitted_on_a_few_labelled_speakers_recovers_a_shift(cs) -> None:
+    run = {"temperature": 1.0, "oof": {"b": shifted_oof(5.0, n=30)}}
+    speakers = [f"s{i}" for i in range(60)]  # one clip per speaker
+    gain = cs.labelled_gain(run, "b", speakers, k=5, draws=20)
+    assert gain["at_model"] < 0.6 and gain["fitted"] > 0.95 and gain["k"] == 5
+    rows = {("loco", "a", "b", 5): [gain]}
+    line = cs.format_labelled(rows).splitlines()[1]
+    assert line.split()[:4] == ["a", "→", "b", "5"] and "+0.4" in line
