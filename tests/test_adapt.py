@@ -64,6 +64,9 @@ def test_adapting_a_model_to_a_shifted_corpus(toy_model, tmp_path) -> None:
     assert loaded.spec.bias == (0.0, fitted.bias) == loaded.model.bias
     # a second adaptation replaces the first: the logits it fits on carry no bias
     assert adapt(loaded, shifted).bias == fitted.bias
+    unreadable = [dataclasses.replace(c, path=str(tmp_path / "gone.wav")) for c in shifted]
+    with pytest.raises(AdaptError, match="0 of 24 clips readable"):
+        adapt(loaded, unreadable)
     with pytest.raises(AdaptError, match=r"3\+ speakers of each label \(female 2\)"):
         adapt(loaded, [c for c in shifted if c.label == "male" or c.speaker < "spk04"])
 
@@ -89,6 +92,11 @@ def test_vgd_adapt_writes_a_checkpoint_that_predict_answers_with(toy_model, tmp_
     column = rows[0].index("p_male")
     got = np.array([float(r[column]) for r in rows[1:]])
     assert got == pytest.approx(expected[:, 1], abs=1e-3)
+    two = tmp_path / "two.csv"
+    two.write_text("\n".join(manifest.read_text().splitlines()[:9]) + "\n")  # 2 speakers each
+    args = ["--model", str(toy_model), "--out", str(tmp_path / "n.pt")]
+    assert main(["adapt", str(two), *args]) == 2
+    assert f"vgd: error: {two}: needs 3+ speakers" in capsys.readouterr().err
     # a model never adapted stores no bias: the same file as before the bias existed
     assert "bias" not in torch_load(toy_model)["spec"] and plain.spec.bias == ()
     assert torch_load(out)["spec"]["bias"] == [0.0, bias]

@@ -96,6 +96,8 @@ def adapt(
             ADVISED_SPEAKERS,
         )
     logits, targets = window_logits(loaded.model, loaded.spec, clips, reader)
+    if set(targets.tolist()) != {0, 1}:
+        raise AdaptError(f"{len(logits)} of {len(clips)} clips readable: none of some label")
     if len(logits) < len(clips):
         log.warning(
             "%d of %d clips unreadable: fitted on the rest", len(clips) - len(logits), len(clips)

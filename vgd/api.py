@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vgd import pretrained
-from vgd.adapt import PRIOR_SD, Adaptation, adapt
+from vgd.adapt import PRIOR_SD, Adaptation, AdaptError, adapt
 from vgd.audio import AudioError, Waveform, as_waveform
 from vgd.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from vgd.formats import FileSegments, Prediction
@@ -171,9 +171,13 @@ class Model:
         ``predict`` and ``segment`` answer with it from then on. Returns the
         :class:`vgd.adapt.Adaptation`."""
         named = isinstance(labelled, str | os.PathLike)
+        source = str(labelled) if named else "labelled clips"
         clips = read_manifest(labelled) if named else list(labelled)
-        check_labels(clips, self.labels, str(labelled) if named else "labelled clips")
-        return adapt(self.loaded, clips, prior_sd=prior_sd)
+        check_labels(clips, self.labels, source)
+        try:
+            return adapt(self.loaded, clips, prior_sd=prior_sd)
+        except AdaptError as e:
+            raise AdaptError(f"{source}: {e}") from None
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model (with its bias, once adapted) as a checkpoint ``load_model`` reads."""

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vgd.adapt import AdaptError
+from vgd.adapt import PRIOR_SD, AdaptError
 from vgd.audio import AudioError
 from vgd.checkpoint import CheckpointError
 from vgd.cliargs import add_fields, from_args
@@ -670,7 +670,7 @@ def _inference_commands(sub, f: _Flags) -> None:
     p.add_argument(
         "--prior-sd",
         type=float,
-        default=2.0,
+        default=PRIOR_SD,
         help="how far the bias may move with little evidence, in log-odds (default: %(default)s)",
     )
     p.set_defaults(func=cmd_adapt)
