@@ -14,10 +14,12 @@ import yaml
 
 from conftest import toy_manifest_of, voice
 from vgd import provenance
+from vgd.adapt import adapt
 from vgd.audio import save_audio
-from vgd.checkpoint import load_checkpoint, torch_load, torch_save
+from vgd.checkpoint import load_checkpoint, save_checkpoint, torch_load, torch_save
 from vgd.cli import main
 from vgd.evaluate import evaluate
+from vgd.manifest import read_manifest
 from vgd.provenance import find_data_version, git_commit, machine, machine_name
 from vgd.registry import PromotionError, Registry, RegistryError
 from vgd.train import load_clips
@@ -85,6 +87,23 @@ def test_promote_writes_version_card_and_provenance(toy_model, real_metrics, reg
     assert "| test (test) | male |" in card and "| toy |" in card  # data per part and corpus
     assert f"Manifest `{tmp_path / 'manifest.csv'}`" in card and info["data_version"] in card
     assert "Synthetic training data" not in card  # only for the synth corpus
+    assert "adapted" not in card  # only for a model vgd adapt fitted a bias to
+
+
+def test_the_card_of_an_adapted_model_says_so(toy_model, real_metrics, registry, tmp_path):
+    loaded = load_checkpoint(toy_model)
+    fitted = adapt(loaded, read_manifest(toy_manifest_of(toy_model)))
+    ckpt = save_checkpoint(
+        tmp_path / "run" / "model.pt", loaded.model, loaded.recipe, loaded.metrics
+    )
+    (tmp_path / "run" / "eval").mkdir()
+    (tmp_path / "run" / "eval" / "metrics.json").write_text(json.dumps(real_metrics))
+    promote(registry, ckpt)
+    card = (registry.root / "v0001" / "MODEL_CARD.md").read_text()
+    row = (
+        f"| adapted (vgd adapt) | `bias {fitted.bias:+.2f} on male, fitted on 72 clips of 6 female"
+    )
+    assert row + " and 6 male speakers` |" in card
 
 
 def test_refuses_without_metrics(toy_model, registry, tmp_path):

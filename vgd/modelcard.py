@@ -221,8 +221,21 @@ def _provenance_section(loaded: LoadedModel, info: Mapping[str, Any]) -> list[st
     ]
     if info.get("forced"):
         rows.append(("forced", "yes: promoted with --force, without the usual checks"))
+    if loaded.spec.bias:
+        rows.append(("adapted (vgd adapt)", _adapted(loaded)))
     lines = ["## Provenance", "", "| | |", "|---|---|"]
     return lines + [f"| {k} | `{v}` |" for k, v in rows]
+
+
+def _adapted(loaded: LoadedModel) -> str:
+    """The bias ``vgd adapt`` fitted, and on what (the record it left in the metrics)."""
+    bias = loaded.spec.bias[-1]
+    text = f"bias {bias:+.2f} on {loaded.labels[-1]}"
+    fitted = loaded.metrics.get("adapted") or {}
+    if fitted.get("speakers"):
+        speakers = " and ".join(f"{n} {label}" for label, n in fitted["speakers"].items())
+        text += f", fitted on {fitted['clips']} clips of {speakers} speakers"
+    return text
 
 
 # ----------------------------------------------------------------------------- built-in model
