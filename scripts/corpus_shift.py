@@ -142,16 +142,16 @@ def labelled_gain(
     logits = [np.asarray(z) for z in oof["logits"]]
     targets, who = np.asarray(oof["targets"]), np.asarray(speakers)
     temperature = run.get("temperature", 1.0)
+    unbiased = clip_scores(logits, temperature)  # each clip's alone: subsets index it
     rng = np.random.default_rng(seed)
     fitted, plain = [], []
     for _ in range(draws):
         chosen = [rng.choice(np.unique(who[targets == g]), k, replace=False) for g in (0, 1)]
         known = np.isin(who, np.concatenate(chosen))
         bias = fit_bias([z for z, m in zip(logits, known) if m], targets[known], temperature)
-        rest = [z for z, m in zip(logits, known) if not m]
-        for b, out in ((bias, fitted), (0.0, plain)):
-            scores = clip_scores([z + [0.0, b * temperature] for z in rest], temperature)
-            out.append(balanced_accuracy(scores, targets[~known], 0.0))
+        rest = [z + [0.0, bias * temperature] for z, m in zip(logits, known) if not m]
+        fitted.append(balanced_accuracy(clip_scores(rest, temperature), targets[~known], 0.0))
+        plain.append(balanced_accuracy(unbiased[~known], targets[~known], 0.0))
     return {
         "k": k,
         "at_model": float(np.mean(plain)),
@@ -184,9 +184,7 @@ def format_labelled(rows: dict[tuple, list[dict]]) -> str:
         f"{'gain':>8} {'worst':>8}"
     ]
     for (_, train, test, k), gains in sorted(rows.items(), key=lambda r: (r[0][0] != LOCO, r[0])):
-        at0 = float(np.mean([g["at_model"] for g in gains]))
-        fit = float(np.mean([g["fitted"] for g in gains]))
-        p10 = float(np.mean([g["fitted_p10"] for g in gains]))
+        at0, fit, p10 = (_mean(gains, key) for key in ("at_model", "fitted", "fitted_p10"))
         worst = min(g["fitted"] - g["at_model"] for g in gains)
         lines.append(
             f"{f'{train} → {test}':34s} {k:>3} {len(gains):>4} {at0:>7.4f} {fit:>7.4f} "
@@ -206,14 +204,20 @@ def table(sets: list[dict[str, Any]]) -> str:
         f"{'mixture':>8} {'min gain':>9}"
     ]
     for (_, train, test), rows in sorted(groups.items(), key=lambda g: g[0][0] != LOCO):
-        mean = {k: float(np.mean([r[k] for r in rows])) for k in ("auc", "at_model", "at_best")}
-        mixture = float(np.mean([r["at_mixture"] for r in rows]))
+        auc, at0, best, mixture = (
+            _mean(rows, key) for key in ("auc", "at_model", "at_best", "at_mixture")
+        )
         gain = min(r["at_mixture"] - r["at_model"] for r in rows)
         lines.append(
-            f"{f'{train} → {test}':34s} {len(rows):>4} {mean['auc']:>8.4f} "
-            f"{mean['at_model']:>7.4f} {mean['at_best']:>7.4f} {mixture:>8.4f} {gain:>+9.4f}"
+            f"{f'{train} → {test}':34s} {len(rows):>4} {auc:>8.4f} "
+            f"{at0:>7.4f} {best:>7.4f} {mixture:>8.4f} {gain:>+9.4f}"
         )
     return "\n".join(lines)
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    """``key``'s mean over the runs' rows."""
+    return float(np.mean([r[key] for r in rows]))
 
 
 def plot(sets: list[dict[str, Any]], path: Path) -> None:

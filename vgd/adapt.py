@@ -18,6 +18,7 @@ import numpy as np
 
 from vgd.calibration import pooled_probs, window_logits
 from vgd.checkpoint import LoadedModel
+from vgd.evaluate import compute_metrics
 from vgd.inference import Reader
 from vgd.manifest import Clip
 from vgd.splits import speaker_key
@@ -28,6 +29,7 @@ PRIOR_SD = 2.0  # the bias's prior, N(0, 2²) in log-odds: a few clips cannot mo
 MIN_SPEAKERS = 3  # per label: fewer cannot say where a corpus's threshold lies
 ADVISED_SPEAKERS = 10  # per label: what round 32 measured (docs/real-voices-two-corpora.md)
 BIASES = np.round(np.linspace(-10.0, 10.0, 2001), 2)  # the grid searched, 0.01 apart
+CHUNK = 4_000_000  # probabilities held at once while searching it (32 MB)
 
 
 class AdaptError(ValueError):
@@ -59,17 +61,25 @@ def fit_bias(
     z = np.concatenate([np.asarray(x, dtype=np.float64) for x in logits]) / temperature
     margin = z[:, 1] - z[:, 0]  # the second label's log-odds per window
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    p = 1.0 / (1.0 + np.exp(-(margin[None, :] + BIASES[:, None])))  # (biases, windows)
+    # the grid in slices, so memory stays near CHUNK floats however many windows there are
+    step = max(1, CHUNK // margin.size)
+    slices = [BIASES[i : i + step] for i in range(0, BIASES.size, step)]
+    nll = np.concatenate([_nll(margin, starts, counts, targets, b) for b in slices])
+    return float(BIASES[int(np.argmin(nll + BIASES**2 / (2 * prior_sd**2)))])
+
+
+def _nll(
+    margin: np.ndarray,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    targets: np.ndarray,
+    biases: np.ndarray,
+) -> np.ndarray:
+    """The clips' summed negative log-likelihood at each of ``biases``."""
+    p = 1.0 / (1.0 + np.exp(-(margin[None, :] + biases[:, None])))  # (biases, windows)
     second = np.add.reduceat(p, starts, axis=1) / counts  # (biases, clips)
     truth = np.where(targets == 1, second, 1.0 - second)
-    nll = -np.log(np.clip(truth, 1e-12, 1.0)).sum(axis=1) + BIASES**2 / (2 * prior_sd**2)
-    return float(BIASES[int(np.argmin(nll))])
-
-
-def balanced_accuracy(probs: np.ndarray, targets: np.ndarray) -> float:
-    """The mean over labels of each label's recall, answering the most probable label."""
-    said = probs.argmax(axis=1)
-    return float(np.mean([np.mean(said[targets == k] == k) for k in np.unique(targets)]))
+    return -np.log(np.clip(truth, 1e-12, 1.0)).sum(axis=1)
 
 
 def adapt(
@@ -104,16 +114,11 @@ def adapt(
         )
     temperature = loaded.spec.temperature
     bias = fit_bias(logits, targets, temperature, prior_sd)
-    before = _pooled(logits, temperature, 0.0)
-    after = _pooled(logits, temperature, bias)
-    fitted = Adaptation(
-        bias,
-        len(logits),
-        speakers,
-        balanced_accuracy(before, targets),
-        balanced_accuracy(after, targets),
-        prior_sd,
-    )
+    scored = [
+        compute_metrics(targets, _pooled(logits, temperature, b), labels)["balanced_accuracy"]
+        for b in (0.0, bias)
+    ]
+    fitted = Adaptation(bias, len(logits), speakers, *scored, prior_sd)
     loaded.model.bias = (0.0, bias)
     loaded.spec = dataclasses.replace(loaded.spec, bias=(0.0, bias))
     loaded.metrics = {**loaded.metrics, "adapted": dataclasses.asdict(fitted)}
