@@ -524,7 +524,9 @@ def generate_corpus(
     if workers <= 1:
         clips = [_tick(bar, c) for c in map(_make, jobs)]
     else:
-        with get_context().Pool(workers) as pool:
+        # spawn: a forked worker inherits the locks torch's threads held at the fork, and can
+        # wait on one forever (a test suite that had trained a model hung so)
+        with get_context("spawn").Pool(workers) as pool:
             clips = [_tick(bar, c) for c in pool.imap(_make, jobs, chunksize=4)]
     bar.close()
     write_manifest(clips, manifest)
