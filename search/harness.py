@@ -95,6 +95,7 @@ def prepare_data(base: TrainConfig, cfg: SearchConfig) -> PreparedData:
     run = RunConfig(
         manifest=str(manifest),
         cache_dir="" if audio else cache_dir,
+        precision=cfg.precision,
         memory_format=cfg.memory_format,
         validate_every=cfg.validate_every,
     )

@@ -32,6 +32,7 @@ from search.shipping import Shipped
 from search.space import SearchSpace, trial_overrides
 from vgd.config import RunConfig, TrainConfig, apply_overrides
 from vgd.crossval import cross_validate
+from vgd.device import resolve_precision
 from vgd.train import train
 
 log = logging.getLogger(__name__)
@@ -45,17 +46,20 @@ class Placement:
     gpu_ids: str  # Ray's GPU ids for the trial, comma-separated ('' : none)
     cuda_visible_devices: str  # as the trial's process saw it ('' : unset)
     threads: int
+    precision: str  # what its arithmetic resolved to: fp32, fp16 or bf16
 
     def metrics(self) -> dict[str, str]:
         return {
             "device": self.device,
             "gpu_ids": self.gpu_ids,
             "cuda_visible_devices": self.cuda_visible_devices,
+            "precision": self.precision,
         }
 
 
-def placement() -> Placement:
-    """The trial's device and threads from the resources Ray assigned to it.
+def placement(precision: str = "auto") -> Placement:
+    """The trial's device and threads from the resources Ray assigned to it, and the arithmetic
+    ``precision`` resolves to there.
 
     A trial given a GPU share trains on CUDA when its process can use it; when it cannot (a
     logical GPU from ``ray start --num-gpus`` on a CPU-only node, a broken driver) it trains on
@@ -73,7 +77,8 @@ def placement() -> Placement:
             ",".join(gpu_ids),
             visible,
         )
-    return Placement(device, ",".join(gpu_ids), visible, max(1, int(cpus)))
+    resolved = resolve_precision(precision, torch.device(device))
+    return Placement(device, ",".join(gpu_ids), visible, max(1, int(cpus)), resolved)
 
 
 class TuneReporter:
@@ -136,7 +141,7 @@ def run_trial(
     """
     started = time.perf_counter()
     config = apply_overrides(base, trial_overrides(space, params))
-    where = placement()
+    where = placement(run.precision)
     run = replace(run, device=where.device, threads=where.threads)
     fetch = time.perf_counter()
     packed = audio.fetch() if audio else None

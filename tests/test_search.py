@@ -82,10 +82,10 @@ def test_smoke_search_writes_every_result(tmp_path, corpus):
 
 
 def test_cross_validated_trials_report_the_fold_mean_and_spread(tmp_path, corpus):
-    # 2 folds for each of 2 fold seeds: 4 folds a trial, two partitions of the same speakers
-    proc = search(
-        tmp_path, corpus, *("--space", "smoke", "--cv", "2", "--cv-seeds", "0", "5", "--name", "cv")
-    )
+    # 2 folds for each of 2 fold seeds: 4 folds a trial, two partitions of the same speakers;
+    # in bf16 autocast, which the CPU runs too when asked
+    args = ("--space", "smoke", "--cv", "2", "--cv-seeds", "0", "5", "--name", "cv")
+    proc = search(tmp_path, corpus, *args, "--precision", "bf16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "results" / "cv"
     rows = trials(out)
@@ -98,6 +98,7 @@ def test_cross_validated_trials_report_the_fold_mean_and_spread(tmp_path, corpus
     assert summary["cv_folds"] == 2 and summary["cv_seeds"] == [0, 5]
     reports = [json.loads(line) for f in (out / "ray").rglob("result.json") for line in f.open()]
     assert len(reports) >= 4 and all(r["folds"] == 4 for r in reports)  # each trial's epochs
+    assert {r["precision"] for r in reports} == {"bf16"}
     assert summary["fold_epochs_trained"] == 4 * sum(int(r["epochs"]) for r in rows)
     assert (out / "best_config.yaml").exists() and not (out / "best_model.pt").exists()
     assert " ± " in proc.stdout  # the top-k table shows the spread over the folds
@@ -152,6 +153,8 @@ def test_four_trials_share_one_logical_gpu_and_fall_back_to_the_cpu(tmp_path, co
     for r in rows:  # each saw GPU 0, found no CUDA there and trained on the CPU
         assert (r["gpu_ids"], r["cuda_visible_devices"], r["device"]) == ("0", "0", "cpu"), r
     assert "4 trial(s) were given a GPU share but found no usable CUDA device" in proc.stderr
+    reports = [json.loads(line) for f in (out / "ray").rglob("result.json") for line in f.open()]
+    assert {r["precision"] for r in reports} == {"fp32"}  # auto: no autocast on the CPU fallback
     summary = json.loads((out / "summary.json").read_text())
     assert summary["slot_usage"]["slots"] == 4 and summary["peak_running_trials"] == 4
     spans = summary["timeline"].values()  # [started, first epoch, ended] per trial

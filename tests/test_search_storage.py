@@ -89,7 +89,7 @@ def test_a_search_with_file_uri_storage_brings_every_result_to_the_driver(tmp_pa
     )
 
 
-def test_the_search_trains_its_trials_in_the_layout_it_is_given(tmp_path):
+def test_the_search_trains_its_trials_in_the_layout_and_precision_it_is_given(tmp_path):
     from search.harness import base_config, prepare_data
     from vgd.params import SearchConfig
 
@@ -100,8 +100,12 @@ def test_the_search_trains_its_trials_in_the_layout_it_is_given(tmp_path):
         cache_dir="",
         trial_data="paths",
         memory_format="channels_last",
+        precision="bf16",
     )
     _, base = base_config(cfg, cfg.space)
-    assert prepare_data(base, cfg).run.memory_format == "channels_last"
+    run = prepare_data(base, cfg).run
+    assert (run.memory_format, run.precision) == ("channels_last", "bf16")
     with pytest.raises(ConfigError, match="search.memory_format"):
         SearchConfig(memory_format="nhwc")
+    with pytest.raises(ConfigError, match="search.precision: must be one of auto, fp32"):
+        SearchConfig(precision="half")

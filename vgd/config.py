@@ -364,6 +364,7 @@ class TrainConfig:
 
 
 MEMORY_FORMATS = ("contiguous", "channels_last", "auto")  # RunConfig.memory_format's choices
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # RunConfig.precision's choices
 AUDIO_CACHE_GB = 20.0  # the decoded-audio cache's default bound: ~90 h of 16-kHz float32 speech
 
 
@@ -422,7 +423,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(
-            self.precision in ("auto", "fp32", "fp16", "bf16"),
+            self.precision in PRECISIONS,
             "precision",
             f"must be auto, fp32, fp16 or bf16, not {self.precision!r}",
         )

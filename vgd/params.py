@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vgd.config import MEMORY_FORMATS, ConfigError, SplitConfig, from_dict, load_yaml
+from vgd.config import MEMORY_FORMATS, PRECISIONS, ConfigError, SplitConfig, from_dict, load_yaml
 
 DEFAULT_PARAMS = "params.yaml"
 SOURCES = ("synth", "folder", "csv", "librispeech", "vctk", "common_voice")
@@ -129,6 +129,13 @@ class SearchConfig:
             "CPU: 1.35x the clips a second here, other numbers than contiguous)"
         ),
     )
+    precision: str = field(
+        default="auto",
+        metadata=_help(
+            "trials' arithmetic: auto (bf16 or fp16 autocast on CUDA, fp32 on the CPU), fp32, "
+            "fp16 or bf16 (autocast on the CPU too: faster where the CPU has bf16, other numbers)"
+        ),
+    )
     validate_every: int = field(
         default=1,
         metadata=_help(
@@ -153,6 +160,8 @@ class SearchConfig:
             raise ConfigError("search.cpus_per_trial: must be > 0")
         if self.gpus_per_trial < 0:
             raise ConfigError("search.gpus_per_trial: must be >= 0 (fractions share a GPU)")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"search.precision: must be one of {', '.join(PRECISIONS)}")
         if self.memory_format not in MEMORY_FORMATS:
             raise ConfigError(f"search.memory_format: must be one of {', '.join(MEMORY_FORMATS)}")
         if self.cv == 1 or self.cv < 0:
